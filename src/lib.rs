@@ -1,0 +1,6 @@
+//! vipkeeper: a high-availability supervisor for HAProxy pairs.
+#![forbid(unsafe_code)]
+
+pub mod config;
+pub mod net;
+pub mod vrrp;

@@ -1,0 +1,1 @@
+//! SKELETON: in-memory segment, filled in with the router work.
