@@ -5,10 +5,16 @@
 //! function takes the current time as an argument and returns what to do. The daemon and
 //! the simulator drive it through [`router::VirtualRouter`].
 
+pub mod action;
+pub mod input;
 pub mod interval;
 pub mod packet;
+pub mod router;
 
+pub use action::{Action, Reason, State};
+pub use input::{EffectivePriority, Input};
 pub use interval::{Centis, Timers};
+pub use router::{RouterConfig, VirtualRouter};
 
 use serde::{Deserialize, Serialize};
 

@@ -1,0 +1,35 @@
+//! What drives a virtual router: the inputs of [`super::router::VirtualRouter::handle`].
+//!
+//! Owns the vocabulary of events the state machine reacts to (RFC 5798 §6.4 "events") plus
+//! vipkeeper's own (effective priority from health checks, link state). The router knows
+//! nothing of where they come from: sockets, netlink, probes or a simulator.
+
+use std::net::IpAddr;
+
+use serde::{Deserialize, Serialize};
+
+use super::packet::Advertisement;
+
+/// One input to the state machine. Time is passed beside it, never inside it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Input {
+    /// RFC 5798 §6.4.1: the virtual router is enabled.
+    Startup,
+    /// RFC 5798 §6.4.2/§6.4.3 "Shutdown event": the router is disabled (daemon stop).
+    Shutdown,
+    /// A decoded advertisement for this router's VRID and family; `src` is the IP source.
+    Advert { src: IpAddr, adv: Advertisement },
+    /// The effective priority computed from health checks changed (or became a fault).
+    PriorityChanged(EffectivePriority),
+    /// The router's interface went down (`up = false`) or came back.
+    Link { up: bool },
+}
+
+/// The verdict of the health score: a priority to advertise, or "must not be Master".
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum EffectivePriority {
+    /// Clamped by the router to 1..=254; ignored for an address owner (255 never changes).
+    Value(u8),
+    /// An unweighted check failed (keepalived's weight 0): go to Fault and stay there.
+    Fault,
+}
