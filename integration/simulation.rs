@@ -1,1 +1,492 @@
-//! SKELETON
+//! Deterministic simulation of 2–5 VRRP routers on one segment with a virtual clock.
+//!
+//! Named scenarios pin down the behaviours an operator relies on (takeover times, fast
+//! preemption converging with 2 and 3 nodes, ties). The seeded sweep throws crashes,
+//! restarts, graceful stops, partitions, loss, link flaps and priority changes at random
+//! configurations and checks after every simulated event:
+//! - always: a live router holds its VIPs exactly while it is Master;
+//! - once the segment has been quiet for the settle time (Master_Down_Interval at the
+//!   slowest interval and lowest skew, plus preempt_delay, plus twice the latency): exactly
+//!   one Master per VRID among the routers that can be Master, and no Backup that preempts
+//!   has a higher effective priority than it. (Equal priorities do not preempt a Backup:
+//!   RFC 5798 §6.4.2 accepts adverts with a priority >= its own; the address tie-break
+//!   applies between two Masters, see `equal_priorities_started_together_elect_the_higher_address`.)
+//!
+//! `VIPKEEPER_SIM_SEEDS=N` sets the sweep size (default 500); `VIPKEEPER_SIM_SEED=N`
+//! replays one seed and prints its timeline.
+
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::time::Duration;
+
+use vipkeeper::net::sim::{NodeId, SimNetwork, SimRng};
+use vipkeeper::vrrp::packet::Auth;
+use vipkeeper::vrrp::{
+    Centis, EffectivePriority, Family, RouterConfig, State, Timers, Version,
+};
+
+const DEFAULT_SEEDS: u64 = 500;
+
+fn v4(last: u8) -> IpAddr {
+    IpAddr::V4(Ipv4Addr::new(192, 0, 2, last))
+}
+
+fn router(vrid: u8, version: Version, family: Family, priority: u8) -> RouterConfig {
+    let vip = match family {
+        Family::Ipv4 => v4(50 + vrid % 50),
+        Family::Ipv6 => IpAddr::V6(Ipv6Addr::new(0x2001, 0xdb8, 0, 0, 0, 0, 0, u16::from(vrid))),
+    };
+    RouterConfig {
+        vrid,
+        version,
+        family,
+        priority,
+        advert_interval: Centis::ONE_SECOND,
+        preempt: true,
+        preempt_delay: Duration::ZERO,
+        fast_preempt: false,
+        // Replaced by the node's address in SimNetwork::add_router.
+        primary_address: v4(0),
+        vips: vec![vip],
+        auth: Auth::None,
+    }
+}
+
+/// A segment of nodes with one v3 router each at 100 ms, as in the benchmarks.
+fn pair_v3(priorities: &[u8], fast_preempt: bool, latency: Duration) -> SimNetwork {
+    let mut sim = SimNetwork::new(7, (latency, latency));
+    for (index, priority) in priorities.iter().enumerate() {
+        let node = sim.add_node(&format!("lb{}", index + 1), v4(11 + index as u8));
+        let mut config = router(51, Version::V3, Family::Ipv4, *priority);
+        config.advert_interval = Centis::new(10);
+        config.fast_preempt = fast_preempt;
+        sim.add_router(node, config);
+    }
+    sim.start_all();
+    sim
+}
+
+fn settle(sim: &mut SimNetwork, duration: Duration) {
+    let until = sim.now() + duration;
+    sim.run_until(until, SimNetwork::check_vips_follow_state)
+        .unwrap_or_else(|error| panic!("{error}\n{}", sim.timeline()));
+}
+
+/// Run until `vrid`'s Master is `node`, returning how long it took.
+fn time_until_master(sim: &mut SimNetwork, node: NodeId, limit: Duration) -> Duration {
+    let start = sim.now();
+    let mut reached = None;
+    let until = start + limit;
+    let result = sim.run_until(until, |sim| {
+        sim.check_vips_follow_state()?;
+        if reached.is_none() && sim.masters(51) == vec![node] {
+            reached = Some(sim.now());
+        }
+        Ok(())
+    });
+    result.unwrap_or_else(|error| panic!("{error}\n{}", sim.timeline()));
+    match reached {
+        Some(at) => at - start,
+        None => panic!("{} never became sole Master\n{}", sim.node_name(node), sim.timeline()),
+    }
+}
+
+// ===== named scenarios =====
+
+#[test]
+fn higher_priority_wins_and_a_crash_moves_the_vip_within_master_down_interval() {
+    let latency = Duration::from_millis(1);
+    let mut sim = pair_v3(&[150, 100], false, latency);
+    settle(&mut sim, Duration::from_secs(2));
+    assert_eq!(sim.masters(51), vec![0]);
+    assert_eq!(sim.vip_holders(51), vec![0]);
+
+    sim.crash(0);
+    let takeover = time_until_master(&mut sim, 1, Duration::from_secs(2));
+    let down = Timers::compute(Version::V3, 100, Centis::new(10)).master_down_interval;
+    assert!(takeover <= down + latency, "takeover {takeover:?} > {down:?} + latency");
+    assert!(takeover >= down - Centis::new(10).as_duration(), "too early: {takeover:?}");
+    // kill -9 leaves the crashed node's addresses configured, as keepalived does.
+    assert_eq!(sim.vip_holders(51), vec![0, 1]);
+
+    // The restarted node removes its stale VIPs, waits Master_Down_Interval and preempts.
+    sim.restart(0);
+    assert_eq!(sim.vip_holders(51), vec![1]);
+    let preempt = time_until_master(&mut sim, 0, Duration::from_secs(2));
+    let down = Timers::compute(Version::V3, 150, Centis::new(10)).master_down_interval;
+    assert!(preempt <= down + latency, "preempt after {preempt:?}");
+    settle(&mut sim, Duration::from_millis(500));
+    assert_eq!(sim.vip_holders(51), vec![0]);
+}
+
+#[test]
+fn graceful_stop_moves_the_vip_within_skew_time() {
+    let latency = Duration::from_micros(200);
+    let mut sim = pair_v3(&[150, 100], false, latency);
+    settle(&mut sim, Duration::from_secs(2));
+    sim.stop(0);
+    assert_eq!(sim.vip_holders(51), Vec::<NodeId>::new(), "priority 0 and VIPs removed");
+    let takeover = time_until_master(&mut sim, 1, Duration::from_secs(1));
+    let skew = Timers::compute(Version::V3, 100, Centis::new(10)).skew_time;
+    assert!(takeover <= skew + latency, "takeover {takeover:?}, skew {skew:?}");
+}
+
+#[test]
+fn without_fast_preempt_a_degraded_master_is_replaced_after_master_down_interval() {
+    let latency = Duration::from_micros(200);
+    let mut sim = pair_v3(&[150, 100], false, latency);
+    settle(&mut sim, Duration::from_secs(2));
+    sim.set_priority(0, 51, EffectivePriority::Value(90));
+    let takeover = time_until_master(&mut sim, 1, Duration::from_secs(2));
+    let down = Timers::compute(Version::V3, 100, Centis::new(10)).master_down_interval;
+    assert!(takeover > down / 2, "took over early: {takeover:?}");
+    assert!(takeover <= down + latency, "takeover {takeover:?}");
+}
+
+#[test]
+fn fast_preempt_replaces_a_degraded_master_at_once_with_two_nodes() {
+    let latency = Duration::from_micros(200);
+    let mut sim = pair_v3(&[150, 100], true, latency);
+    settle(&mut sim, Duration::from_secs(2));
+    sim.set_priority(0, 51, EffectivePriority::Value(90));
+    let takeover = time_until_master(&mut sim, 1, Duration::from_secs(2));
+    // One advert on the wire, then the old Master hears the new one: two latencies.
+    assert!(takeover <= 2 * latency, "takeover {takeover:?}");
+    settle(&mut sim, Duration::from_secs(2));
+    assert_eq!(sim.masters(51), vec![1]);
+    assert_eq!(sim.vip_holders(51), vec![1]);
+}
+
+#[test]
+fn fast_preempt_converges_with_three_nodes() {
+    let latency = Duration::from_millis(2);
+    let mut sim = pair_v3(&[200, 150, 100], true, latency);
+    settle(&mut sim, Duration::from_secs(2));
+    assert_eq!(sim.masters(51), vec![0]);
+    let transitions_before = sim.stats().transitions;
+    // Both Backups hear the lower priority and both take over; §6.4.3 resolves it.
+    sim.set_priority(0, 51, EffectivePriority::Value(50));
+    let takeover = time_until_master(&mut sim, 1, Duration::from_secs(2));
+    assert!(takeover <= 3 * latency, "converged after {takeover:?}");
+    settle(&mut sim, Duration::from_secs(3));
+    assert_eq!(sim.masters(51), vec![1]);
+    assert_eq!(sim.vip_holders(51), vec![1]);
+    // No flapping: lb1 M->B, lb2 B->M, lb3 B->M->B at most.
+    let transitions = sim.stats().transitions - transitions_before;
+    assert!(transitions <= 4, "{transitions} transitions\n{}", sim.timeline());
+    // Recovery: lb1 preempts back.
+    sim.set_priority(0, 51, EffectivePriority::Value(200));
+    time_until_master(&mut sim, 0, Duration::from_secs(2));
+}
+
+#[test]
+fn equal_priorities_started_together_elect_the_higher_address() {
+    for latency_ms in [0, 1, 5] {
+        let latency = Duration::from_millis(latency_ms);
+        let mut sim = pair_v3(&[100, 100, 100], false, latency);
+        settle(&mut sim, Duration::from_secs(2));
+        assert_eq!(sim.masters(51), vec![2], "latency {latency:?}\n{}", sim.timeline());
+    }
+}
+
+#[test]
+fn without_preempt_a_returning_higher_priority_stays_backup() {
+    let mut sim = SimNetwork::new(3, (Duration::from_millis(1), Duration::from_millis(1)));
+    for (index, priority) in [150u8, 100].iter().enumerate() {
+        let node = sim.add_node(&format!("lb{}", index + 1), v4(11 + index as u8));
+        let mut config = router(51, Version::V2, Family::Ipv4, *priority);
+        config.preempt = false;
+        sim.add_router(node, config);
+    }
+    sim.start_all();
+    settle(&mut sim, Duration::from_secs(5));
+    assert_eq!(sim.masters(51), vec![0]);
+    sim.crash(0);
+    settle(&mut sim, Duration::from_secs(5));
+    assert_eq!(sim.masters(51), vec![1]);
+    sim.restart(0);
+    settle(&mut sim, Duration::from_secs(10));
+    assert_eq!(sim.masters(51), vec![1], "nopreempt keeps the running Master");
+    assert_eq!(sim.state(0, 51), Some(State::Backup));
+}
+
+#[test]
+fn a_healed_partition_leaves_one_master() {
+    let mut sim = pair_v3(&[150, 100, 50], false, Duration::from_millis(1));
+    settle(&mut sim, Duration::from_secs(1));
+    sim.partition(&[0, 1, 1]);
+    settle(&mut sim, Duration::from_secs(1));
+    assert_eq!(sim.masters(51), vec![0, 1], "each side elects its own Master");
+    sim.heal();
+    settle(&mut sim, Duration::from_millis(200));
+    assert_eq!(sim.masters(51), vec![0]);
+    assert_eq!(sim.vip_holders(51), vec![0]);
+}
+
+#[test]
+fn ipv6_routers_elect_over_the_codec() {
+    let mut sim = SimNetwork::new(5, (Duration::from_millis(1), Duration::from_millis(1)));
+    for (index, priority) in [100u8, 200].iter().enumerate() {
+        let address = IpAddr::V6(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 11 + index as u16));
+        let node = sim.add_node(&format!("lb{}", index + 1), address);
+        sim.add_router(node, router(51, Version::V3, Family::Ipv6, *priority));
+    }
+    sim.start_all();
+    settle(&mut sim, Duration::from_secs(6));
+    assert_eq!(sim.masters(51), vec![1]);
+    assert!(sim.stats().delivered > 0);
+    assert_eq!(sim.stats().decode_errors, 0);
+}
+
+// ===== the seeded sweep =====
+
+/// The knobs of one seed, drawn from the seed itself.
+struct Scenario {
+    latency_max: Duration,
+    max_interval: Duration,
+    max_preempt_delay: Duration,
+}
+
+fn build(seed: u64) -> (SimNetwork, Scenario) {
+    let mut rng = SimRng::new(seed.wrapping_mul(0x2545_f491_4f6c_dd1d) ^ 0x5eed);
+    let node_count = rng.range(2, 5) as usize;
+    let family = if rng.chance(25) { Family::Ipv6 } else { Family::Ipv4 };
+    let version = if family == Family::Ipv6 || rng.chance(60) {
+        Version::V3
+    } else {
+        Version::V2
+    };
+    let base_interval = match version {
+        Version::V2 => Centis::from_seconds(rng.range(1, 2) as u8),
+        Version::V3 => Centis::new(rng.range(5, 100) as u16),
+    };
+    let vrid_count = rng.range(1, 2) as u8;
+    // Latency well below the interval, as on a LAN; up to a quarter interval at most.
+    let latency_cap = (base_interval.as_duration() / 4).min(Duration::from_millis(20));
+    let latency_max = rng.duration(Duration::ZERO, latency_cap);
+    let latency_min = rng.duration(Duration::ZERO, latency_max);
+    let mut sim = SimNetwork::new(rng.next_u64(), (latency_min, latency_max));
+
+    let mut max_interval = base_interval;
+    let mut max_preempt_delay = Duration::ZERO;
+    for index in 0..node_count {
+        let address = match family {
+            Family::Ipv4 => v4(10 + index as u8),
+            Family::Ipv6 => IpAddr::V6(Ipv6Addr::new(0xfe80, 0, 0, 0, 0, 0, 0, 10 + index as u16)),
+        };
+        sim.add_node(&format!("n{index}"), address);
+    }
+    for vrid in 1..=vrid_count {
+        let owner = if rng.chance(10) {
+            Some(rng.range(0, node_count as u64 - 1) as usize)
+        } else {
+            None
+        };
+        let mut used: Vec<u8> = Vec::new();
+        for node in 0..node_count {
+            let priority = if owner == Some(node) {
+                255
+            } else if !used.is_empty() && rng.chance(20) {
+                // Ties exercise the address tie-break.
+                used[rng.range(0, used.len() as u64 - 1) as usize]
+            } else {
+                rng.range(1, 254) as u8
+            };
+            used.push(priority);
+            let mut config = router(vrid, version, family, priority);
+            config.advert_interval = base_interval;
+            if version == Version::V3 && rng.chance(20) {
+                // v3 Backups learn the Master's interval (RFC 5798 §6.4.2).
+                config.advert_interval = Centis::new(rng.range(5, 100) as u16);
+            }
+            config.preempt = priority == 255 || rng.chance(80);
+            config.fast_preempt = rng.chance(30);
+            if config.preempt && rng.chance(15) {
+                config.preempt_delay = rng.duration(Duration::ZERO, 2 * base_interval.as_duration());
+            }
+            max_interval = max_interval.max(config.advert_interval);
+            max_preempt_delay = max_preempt_delay.max(config.preempt_delay);
+            sim.add_router(node, config);
+        }
+    }
+    let scenario = Scenario {
+        latency_max,
+        max_interval: max_interval.as_duration(),
+        max_preempt_delay,
+    };
+    (sim, scenario)
+}
+
+/// How long after the last disruption the election must have settled.
+fn settle_time(sim: &SimNetwork, scenario: &Scenario) -> Duration {
+    let interval = Centis::from_duration(scenario.max_interval).unwrap_or(Centis::MAX_V3);
+    let mut master_down = Duration::ZERO;
+    for node in 0..sim.node_count() {
+        for vrid in sim.vrids() {
+            if let Some(router) = sim.router(node, vrid) {
+                let timers = Timers::compute(
+                    router.config().version,
+                    router.effective_priority(),
+                    interval,
+                );
+                master_down = master_down.max(timers.master_down_interval);
+            }
+        }
+    }
+    let mut settle = master_down + 2 * scenario.latency_max + Duration::from_millis(1);
+    if !scenario.max_preempt_delay.is_zero() {
+        // The delay starts at the first lower advert heard, up to one interval in.
+        settle += scenario.max_preempt_delay + scenario.max_interval;
+    }
+    settle
+}
+
+/// The converged-election invariant for every VRID.
+fn check_elected(sim: &SimNetwork) -> Result<(), String> {
+    sim.check_vips_follow_state()?;
+    for vrid in sim.vrids() {
+        let candidates: Vec<NodeId> = (0..sim.node_count())
+            .filter(|&node| {
+                sim.link_up(node)
+                    && matches!(sim.state(node, vrid), Some(State::Backup | State::Master))
+            })
+            .collect();
+        let masters = sim.masters(vrid);
+        if candidates.is_empty() {
+            if !masters.is_empty() {
+                return Err(format!("vrid {vrid}: masters {masters:?} with no candidate"));
+            }
+            continue;
+        }
+        let [master] = masters.as_slice() else {
+            return Err(format!("vrid {vrid}: masters {masters:?}, want exactly one"));
+        };
+        let master_priority = sim
+            .router(*master, vrid)
+            .map(|router| router.effective_priority())
+            .unwrap_or(0);
+        for &node in &candidates {
+            let Some(router) = sim.router(node, vrid) else {
+                continue;
+            };
+            if node != *master
+                && router.config().preempt
+                && router.effective_priority() > master_priority
+            {
+                return Err(format!(
+                    "vrid {vrid}: {} (priority {}, preempt) is Backup under Master {} \
+                     (priority {master_priority})",
+                    sim.node_name(node),
+                    router.effective_priority(),
+                    sim.node_name(*master)
+                ));
+            }
+        }
+    }
+    Ok(())
+}
+
+/// One random disruption.
+fn disrupt(sim: &mut SimNetwork) {
+    let node_count = sim.node_count();
+    let node = sim.rng().range(0, node_count as u64 - 1) as usize;
+    match sim.rng().range(0, 8) {
+        0 if sim.is_alive(node) => sim.crash(node),
+        1 if !sim.is_alive(node) => sim.restart(node),
+        2 if sim.is_alive(node) => sim.stop(node),
+        3 => {
+            let groups: Vec<u32> = (0..node_count).map(|_| sim.rng().range(0, 1) as u32).collect();
+            sim.partition(&groups);
+        }
+        4 => {
+            let percent = sim.rng().range(10, 90);
+            sim.set_loss(percent);
+        }
+        5 => {
+            let up = !sim.link_up(node);
+            sim.set_link(node, up);
+        }
+        _ => {
+            let vrids = sim.vrids();
+            let vrid = vrids[sim.rng().range(0, vrids.len() as u64 - 1) as usize];
+            let verdict = if sim.rng().chance(15) {
+                EffectivePriority::Fault
+            } else {
+                EffectivePriority::Value(sim.rng().range(1, 254) as u8)
+            };
+            sim.set_priority(node, vrid, verdict);
+        }
+    }
+}
+
+/// Run one seed; on failure, the broken invariant and the segment's timeline.
+fn run_seed(seed: u64) -> Result<(), (String, String)> {
+    let (mut sim, scenario) = build(seed);
+    sim.start_all();
+    drive(&mut sim, &scenario).map_err(|error| (error, sim.timeline().to_owned()))
+}
+
+fn drive(sim: &mut SimNetwork, scenario: &Scenario) -> Result<(), String> {
+    let interval = scenario.max_interval;
+    for _phase in 0..3 {
+        // Disruption: a few events at random moments; only the VIP ledger must hold.
+        let events = sim.rng().range(1, 4);
+        for _ in 0..events {
+            disrupt(sim);
+            let pause = sim.rng().duration(Duration::ZERO, 2 * interval);
+            let until = sim.now() + pause;
+            sim.run_until(until, SimNetwork::check_vips_follow_state)?;
+        }
+        // Quiet: the segment heals and stays still; links come back half of the time.
+        sim.heal();
+        sim.set_loss(0);
+        if sim.rng().chance(50) {
+            for node in 0..sim.node_count() {
+                if !sim.link_up(node) {
+                    sim.set_link(node, true);
+                }
+            }
+        }
+        let settled_at = sim.now() + settle_time(sim, scenario);
+        sim.run_until(settled_at, SimNetwork::check_vips_follow_state)?;
+        check_elected(sim)?;
+        let observe = sim.rng().duration(interval, 3 * interval);
+        let until = sim.now() + observe;
+        sim.run_until(until, check_elected)?;
+    }
+    Ok(())
+}
+
+fn env_u64(name: &str) -> Option<u64> {
+    let value = std::env::var(name).ok()?;
+    match value.parse() {
+        Ok(number) => Some(number),
+        Err(_) => panic!("{name}={value:?} is not a whole number"),
+    }
+}
+
+#[test]
+fn seeded_sweep_converges_to_one_master() {
+    if let Some(seed) = env_u64("VIPKEEPER_SIM_SEED") {
+        match run_seed(seed) {
+            Ok(()) => println!("seed {seed}: ok"),
+            Err((error, timeline)) => panic!("seed {seed}: {error}\ntimeline:\n{timeline}"),
+        }
+        return;
+    }
+    let seeds = env_u64("VIPKEEPER_SIM_SEEDS").unwrap_or(DEFAULT_SEEDS);
+    let mut failures = Vec::new();
+    for seed in 0..seeds {
+        if let Err((error, _timeline)) = run_seed(seed) {
+            failures.push(format!(
+                "seed {seed}: {error}\n  replay: VIPKEEPER_SIM_SEED={seed} cargo test --test simulation seeded_sweep"
+            ));
+        }
+    }
+    assert!(
+        failures.is_empty(),
+        "{} of {seeds} seeds failed:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    println!("{seeds} seeds converged");
+}
