@@ -158,7 +158,7 @@ pub enum DecodeError {
     ZeroInterval,
     #[error("address count 0 (at least 1 is required)")]
     NoAddresses,
-    #[error("unsupported VRRPv2 auth type {auth_type} (supported: 0 none, 1 simple password; 2 is IP AH)")]
+    #[error("VRRPv2 auth type {auth_type} not supported (only 0 and 1 are; 2 is IP AH)")]
     UnsupportedAuthType { auth_type: u8 },
     #[error("IP version {found} where an IPv4 header was expected")]
     NotIpv4 { found: u8 },
@@ -175,6 +175,7 @@ pub enum DecodeError {
 /// Why an advertisement could not be encoded (a programming or config error, never input).
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
 pub enum EncodeError {
+    /// More than [`MAX_ADDRESSES`]: the count field is one byte.
     #[error("too many addresses: {0}")]
     TooManyAddresses(usize),
     #[error("no addresses (at least 1 is required)")]
@@ -444,8 +445,8 @@ pub fn decode_ipv4_header(bytes: &[u8]) -> Result<Ipv4Packet<'_>, DecodeError> {
             need: IPV4_MIN_HEADER_LEN,
         });
     };
-    let [ver_ihl, _tos, len0, len1, _id0, _id1, frag0, frag1, ttl, protocol, sum0, sum1, s0, s1, s2, s3, d0, d1, d2, d3] =
-        *fixed;
+    let [ver_ihl, _, len0, len1, _, _, frag0, frag1, ttl, protocol, sum0, sum1, ..] = *fixed;
+    let [.., s0, s1, s2, s3, d0, d1, d2, d3] = *fixed;
     if ver_ihl >> 4 != 4 {
         return Err(DecodeError::NotIpv4 {
             found: ver_ihl >> 4,
