@@ -538,6 +538,42 @@ impl SimNetwork {
         self.loss_percent = percent.min(100);
     }
 
+    /// Every router's settings, state and deadline, for failure reports.
+    pub fn describe(&self) -> String {
+        let mut text = String::new();
+        for node in &self.nodes {
+            for entry in &node.routers {
+                let config = &entry.config;
+                let _ = write!(
+                    text,
+                    "{} {} vrid {} {:?} prio {} interval {} preempt {} fast {} delay {:?}",
+                    node.name,
+                    node.address,
+                    config.vrid,
+                    config.version,
+                    config.priority,
+                    config.advert_interval,
+                    config.preempt,
+                    config.fast_preempt,
+                    config.preempt_delay,
+                );
+                match &entry.router {
+                    Some(router) => {
+                        let deadline = router.poll_timeout().map(|at| at - self.start);
+                        let _ = writeln!(
+                            text,
+                            ": {} eff {} deadline {deadline:?}",
+                            router.state(),
+                            router.effective_priority()
+                        );
+                    }
+                    None => text.push_str(": crashed\n"),
+                }
+            }
+        }
+        text
+    }
+
     // ===== invariants =====
 
     /// No live router holds its VIPs outside Master, and every Master holds them.
