@@ -14,6 +14,8 @@ use std::collections::VecDeque;
 use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Serialize};
+
 use super::action::{Action, AdvertWarning, AnnounceReason, DiscardReason, Reason, State};
 use super::input::{EffectivePriority, Input};
 use super::packet::{Advertisement, Auth};
@@ -21,7 +23,7 @@ use super::{Centis, Family, Timers, Version, OWNER_PRIORITY, RESIGN_PRIORITY};
 
 /// What the state machine needs to know of its instance. Built by the daemon from the
 /// validated configuration and the interface's address.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RouterConfig {
     pub vrid: u8,
     pub version: Version,
