@@ -2,7 +2,7 @@
 //! recorded JSONL transcript, in the manner of holo's conformance tests.
 //!
 //! `integration/conformance/NAME.in.jsonl` holds one `{"config": RouterConfig}` line, then
-//! steps: `{"input": {"at_us": N, "input": Input}}` or `{"fire": null}` (jump to the router's
+//! steps: `{"input": {"at_us": N, "input": Input}}` or `"fire"` (jump to the router's
 //! own deadline). `NAME.out.jsonl` is the transcript: every action, and after each step the
 //! state and next deadline. Review a changed transcript like code;
 //! `VIPKEEPER_UPDATE_SNAPSHOTS=1 cargo test --test conformance` rewrites them.
@@ -19,7 +19,7 @@ use vipkeeper::vrrp::{Action, Input, RouterConfig, State, VirtualRouter};
 enum Step {
     Config(RouterConfig),
     Input { at_us: u64, input: Input },
-    Fire(Option<()>),
+    Fire,
 }
 
 #[derive(Serialize)]
@@ -61,7 +61,7 @@ fn transcript(script: &str, case: &Path) -> String {
                 router.handle(input, now);
                 now
             }
-            Step::Fire(_) => {
+            Step::Fire => {
                 let router = router.as_mut().expect("config comes first");
                 let now = router.poll_timeout().expect("fire needs an armed timer");
                 router.handle_timeout(now);
