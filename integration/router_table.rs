@@ -403,6 +403,20 @@ fn master_advertises_every_interval_from_the_scheduled_instant() {
     assert_eq!(harness.deadline(), Some(first + ms(1000)));
 }
 
+/// After a stall longer than an interval, one advert goes out and the grid restarts from
+/// now: no burst of catch-up adverts.
+#[test]
+fn master_stalled_for_several_intervals_sends_one_advert() {
+    let mut harness = Harness::master(v3(100));
+    let first = harness.deadline().unwrap();
+    harness.now = harness.t0 + first + ms(2500);
+    harness.router.handle_timeout(harness.now);
+    assert_eq!(sent_priorities(&harness.drain()), vec![100]);
+    assert_eq!(harness.deadline(), Some(first + ms(3500)));
+    harness.router.handle_timeout(harness.now);
+    assert_eq!(harness.drain(), vec![], "nothing more is due yet");
+}
+
 /// §6.4.3: a higher priority advert makes the Master a Backup; VIPs go, timer re-armed
 /// with the learned interval.
 #[test]

@@ -172,11 +172,18 @@ impl VirtualRouter {
         match (deadline.timer, self.state) {
             // RFC 5798 §6.4.3: "If the Adver_Timer fires": send an ADVERTISEMENT and reset
             // the timer. Re-armed from the scheduled instant, not from `now`, so a late
-            // wake-up does not push every later advert back.
+            // wake-up does not push every later advert back; after a stall longer than an
+            // interval the grid restarts from `now` rather than bursting to catch up.
             (Timer::Adver, State::Master) => {
                 self.send_advert(self.effective_priority);
-                let next = deadline.at + self.config.advert_interval.as_duration();
-                self.arm(Timer::Adver, next.max(now));
+                let interval = self.config.advert_interval.as_duration();
+                let scheduled = deadline.at + interval;
+                let next = if scheduled > now {
+                    scheduled
+                } else {
+                    now + interval
+                };
+                self.arm(Timer::Adver, next);
             }
             // RFC 5798 §6.4.2: "If the Master_Down_Timer fires": become Master.
             (Timer::MasterDown, State::Backup) => {
