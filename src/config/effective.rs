@@ -93,9 +93,11 @@ fn render_instance(out: &mut String, instance: &Instance) {
     out.push_str("]\n");
 
     line(out, format_args!("# family: {family}"));
-    let from = match instance.unicast_source {
-        Some(source) => source.to_string(),
-        None => format!("the primary {family} address of {}", instance.interface),
+    let from = match (instance.unicast_source, instance.family) {
+        (Some(source), _) => source.to_string(),
+        (None, Family::Ipv4) => format!("the primary IPv4 address of {}", instance.interface),
+        // RFC 5798 §5.1.2.1: the source of an IPv6 advert is the link-local address.
+        (None, Family::Ipv6) => format!("the link-local address of {}", instance.interface),
     };
     match instance.multicast_group() {
         Some(group) => line(
@@ -227,7 +229,7 @@ vips = [
   { address = "2001:db8::50/64", dev = "eth0" },
 ]
 # family: IPv6
-# adverts: multicast to ff02::12, from the primary IPv6 address of eth0
+# adverts: multicast to ff02::12, from the link-local address of eth0
 # skew_time: 60.937ms, master_down_interval: 360.937ms (RFC 5798 §6.1, at priority 100)
 "#;
         assert_eq!(shown, expected);
