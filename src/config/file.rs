@@ -206,10 +206,28 @@ fn schema_errors(
                 at: source.locate(offset),
                 key: key_path_in_table(document.get_ref(), offset)
                     .unwrap_or_else(|| SYNTAX_KEY.to_owned()),
-                problem: Problem::Toml(error.message().replacen("unknown field", "unknown key", 1)),
+                problem: Problem::Toml(toml_words(error.message())),
             }
         })
         .collect()
+}
+
+/// serde speaks of fields, maps, sequences and i64; the operator wrote keys, tables,
+/// arrays and integers.
+fn toml_words(message: &str) -> String {
+    [
+        ("unknown field", "unknown key"),
+        ("invalid type: map,", "invalid type: table,"),
+        ("invalid type: sequence,", "invalid type: array,"),
+        ("invalid type: floating point", "invalid type: float"),
+        (" as i128,", ","),
+        ("expected a sequence", "expected an array"),
+        ("expected i64", "expected an integer"),
+    ]
+    .into_iter()
+    .fold(message.to_owned(), |text, (serde, toml)| {
+        text.replace(serde, toml)
+    })
 }
 
 /// The dotted path (`instance[0].vips[1].dev`) of the innermost key or value at `offset`.
@@ -246,5 +264,73 @@ fn display_key(key: &str) -> String {
         key.to_string()
     } else {
         format!("{key:?}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn errors(text: &str) -> Vec<String> {
+        match read(&Source::new("t.toml", text)) {
+            Ok(_) => Vec::new(),
+            Err(errors) => errors.iter().map(ToString::to_string).collect(),
+        }
+    }
+
+    #[test]
+    fn schema_errors_name_the_key_path() {
+        let text = "[[instance]]\nvips = [\"192.0.2.1\", { address = \"x\", devv = \"y\" }]\n";
+        assert_eq!(
+            errors(text),
+            [
+                "t.toml:2:39: instance[0].vips[1].devv: unknown key `devv`, expected one of \
+              `address`, `dev`, `label`"
+            ]
+        );
+    }
+
+    #[test]
+    fn one_schema_error_per_instance() {
+        let text = "[[instance]]\nvrid = \"5\"\n[[instance]]\npriority = 1.5\n";
+        assert_eq!(
+            errors(text),
+            [
+                "t.toml:2:8: instance[0].vrid: invalid type: string \"5\", expected an integer",
+                "t.toml:4:12: instance[1].priority: invalid type: float `1.5`, expected an integer",
+            ]
+        );
+    }
+
+    #[test]
+    fn syntax_errors_are_all_reported() {
+        let text = "vrid = = 5\n[[instance]]\nname = 1\nname = 2\n";
+        assert_eq!(
+            errors(text),
+            [
+                "t.toml:1:8: (syntax): extra `=`, expected nothing",
+                "t.toml:1:10: (syntax): unexpected key or value, expected newline, `#`",
+                "t.toml:4:1: (syntax): duplicate key `name`",
+            ]
+        );
+    }
+
+    #[test]
+    fn serde_words_become_toml_words() {
+        assert_eq!(
+            toml_words("invalid type: map, expected a sequence"),
+            "invalid type: table, expected an array"
+        );
+        assert_eq!(
+            toml_words("invalid type: integer `99999999999999999999` as i128, expected i64"),
+            "invalid type: integer `99999999999999999999`, expected an integer"
+        );
+    }
+
+    #[test]
+    fn keys_that_are_not_bare_are_quoted() {
+        assert_eq!(display_key("vrid"), "vrid");
+        assert_eq!(display_key("a.b"), "\"a.b\"");
+        assert_eq!(display_key(""), "\"\"");
     }
 }
