@@ -157,6 +157,9 @@ pub fn validate(
     if !checker.errors.is_empty() {
         return Err(ConfigErrors::new(checker.errors));
     }
+    checker
+        .warnings
+        .sort_by_key(|warning| (warning.at.line, warning.at.column));
     match (global, instances.into_iter().collect::<Option<Vec<_>>>()) {
         (Some(global), Some(instances)) => Ok(Config {
             global,
@@ -762,5 +765,183 @@ impl Checker<'_> {
                 self.warn(setting.span(), key("fast_preempt"), warning);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_with_hostname;
+
+    const MINIMAL: &str = r#"
+[[instance]]
+name = "web"
+interface = "eth0"
+vrid = 51
+vips = ["192.0.2.50"]
+"#;
+
+    fn parse(text: &str) -> Config {
+        match parse_with_hostname(text, "t.toml", || Some("host-a".into())) {
+            Ok(config) => config,
+            Err(errors) => panic!("{errors}"),
+        }
+    }
+
+    fn problems(text: &str) -> Vec<Problem> {
+        problems_with_hostname(text, Some("host-a".into()))
+    }
+
+    fn problems_with_hostname(text: &str, hostname: Option<String>) -> Vec<Problem> {
+        match parse_with_hostname(text, "t.toml", || hostname) {
+            Ok(_) => Vec::new(),
+            Err(errors) => errors.iter().filter_map(|e| e.problem().cloned()).collect(),
+        }
+    }
+
+    #[test]
+    fn defaults_are_keepalived_s_except_the_version() {
+        let config = parse(MINIMAL);
+        assert_eq!(config.global.node_name, "host-a");
+        let instance = &config.instances[0];
+        assert_eq!(instance.version, Version::V3);
+        assert_eq!(instance.family, Family::Ipv4);
+        assert_eq!(instance.priority, 100);
+        assert_eq!(instance.advert_interval, Centis::ONE_SECOND);
+        assert!(instance.preempt);
+        assert_eq!(instance.preempt_delay, Duration::ZERO);
+        assert!(!instance.fast_preempt);
+        assert_eq!(instance.unicast_source, None);
+        assert!(instance.unicast_peers.is_empty());
+        assert_eq!(instance.auth, Auth::None);
+        assert_eq!(instance.checksum_mode, ChecksumMode::PseudoHeader);
+        assert_eq!(
+            instance.vips,
+            [Vip {
+                address: "192.0.2.50".parse().expect("address"),
+                prefix_len: 32,
+                dev: "eth0".into(),
+                label: None,
+            }]
+        );
+        assert_eq!(
+            instance.multicast_group(),
+            Some(IpAddr::V4(MULTICAST_GROUP_V4))
+        );
+        assert!(config.warnings.is_empty());
+    }
+
+    #[test]
+    fn the_hostname_is_asked_only_when_node_name_is_missing() {
+        let text = format!("[global]\nnode_name = \"lb1\"\n{MINIMAL}");
+        let config = parse_with_hostname(&text, "t.toml", || panic!("not needed"));
+        assert_eq!(config.map(|c| c.global.node_name).ok(), Some("lb1".into()));
+        assert_eq!(problems_with_hostname(MINIMAL, None), [Problem::NoHostname]);
+    }
+
+    #[test]
+    fn v2_password_is_zero_padded_and_interval_whole_seconds() {
+        let text = MINIMAL.replace(
+            "vrid = 51",
+            "vrid = 51\nversion = 2\nauth_pass = \"abc\"\nadvert_interval = \"3s\"",
+        );
+        let instance = &parse(&text).instances[0];
+        assert_eq!(instance.auth, Auth::SimplePassword(*b"abc\0\0\0\0\0"));
+        assert_eq!(instance.advert_interval, Centis::from_seconds(3));
+        assert_eq!(instance.version, Version::V2);
+    }
+
+    #[test]
+    fn v3_interval_is_kept_in_centiseconds() {
+        let text = MINIMAL.replace("vrid = 51", "vrid = 51\nadvert_interval = \"40.95s\"");
+        assert_eq!(parse(&text).instances[0].advert_interval, Centis::MAX_V3);
+        let text = MINIMAL.replace("vrid = 51", "vrid = 51\nadvert_interval = \"10ms\"");
+        assert_eq!(parse(&text).instances[0].advert_interval, Centis::new(1));
+    }
+
+    #[test]
+    fn checksum_as_v2_switches_the_mode() {
+        let text = MINIMAL.replace("vrid = 51", "vrid = 51\nv3_checksum_as_v2 = true");
+        assert_eq!(
+            parse(&text).instances[0].checksum_mode,
+            ChecksumMode::V2Compatible
+        );
+    }
+
+    #[test]
+    fn the_family_comes_from_the_addresses() {
+        let text = MINIMAL.replace("192.0.2.50", "2001:db8::50");
+        let instance = &parse(&text).instances[0];
+        assert_eq!(instance.family, Family::Ipv6);
+        assert_eq!(instance.vips[0].prefix_len, 128);
+        assert_eq!(
+            instance.multicast_group(),
+            Some(IpAddr::V6(MULTICAST_GROUP_V6))
+        );
+    }
+
+    #[test]
+    fn unicast_has_no_multicast_group() {
+        let text = MINIMAL.replace("vrid = 51", "vrid = 51\nunicast_peers = [\"192.0.2.12\"]");
+        let instance = &parse(&text).instances[0];
+        assert_eq!(
+            instance.unicast_peers,
+            ["192.0.2.12".parse::<IpAddr>().expect("ip")]
+        );
+        assert_eq!(instance.multicast_group(), None);
+    }
+
+    #[test]
+    fn timers_use_the_configured_priority_and_interval() {
+        let text = MINIMAL.replace("vrid = 51", "vrid = 51\npriority = 251");
+        let timers = parse(&text).instances[0].timers();
+        // keepalived's "about 20 ms" skew for priority 251 at 1 s.
+        assert_eq!(timers.skew_time, Duration::from_micros(19_531));
+    }
+
+    #[test]
+    fn one_bad_value_does_not_hide_the_others() {
+        let text = MINIMAL.replace("vrid = 51", "vrid = 0\npriority = 300\nversion = 7");
+        assert_eq!(
+            problems(&text),
+            [
+                Problem::Vrid(0),
+                Problem::Priority(300),
+                Problem::Version(7)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_vip_with_a_bad_dev_still_counts_for_uniqueness() {
+        let text = MINIMAL.replace(
+            "vips = [\"192.0.2.50\"]",
+            "vips = [{ address = \"192.0.2.50\", dev = \"a/b\" }, \"192.0.2.50\"]",
+        );
+        let found = problems(&text);
+        assert!(matches!(found[0], Problem::InterfaceName(..)), "{found:?}");
+        assert!(
+            matches!(found[1], Problem::DuplicateVip { .. }),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn warnings_do_not_fail_the_load() {
+        let text = MINIMAL.replace(
+            "vrid = 51",
+            "vrid = 51\npreempt = false\nfast_preempt = true\npreempt_delay = \"5s\"",
+        );
+        let config = parse(&text);
+        let warnings: Vec<&Warning> = config.warnings.iter().map(|d| &d.warning).collect();
+        assert_eq!(
+            warnings,
+            [
+                &Warning::FastPreemptWithoutPreempt,
+                &Warning::PreemptDelayWithoutPreempt
+            ]
+        );
+        assert_eq!(config.warnings[1].key, "instance[0].preempt_delay");
+        assert_eq!(config.warnings[1].at.line, 8);
     }
 }
