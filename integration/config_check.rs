@@ -553,6 +553,32 @@ vips = ["192.0.2.50/24"]
 }
 
 #[test]
+fn a_vip_is_neither_source_nor_peer() {
+    rejects(
+        r#"[[instance]]
+name = "web"
+interface = "eth0"
+vrid = 51
+unicast_source = "192.0.2.50"
+unicast_peers = ["192.0.2.12"]
+vips = ["192.0.2.50/24"]
+"#,
+        "5:18: instance[0].unicast_source: 192.0.2.50 is one of this instance's VIPs, which \
+         only the Master holds",
+    );
+    rejects(
+        r#"[[instance]]
+name = "web"
+interface = "eth0"
+vrid = 51
+unicast_peers = ["192.0.2.50"]
+vips = ["192.0.2.50/24"]
+"#,
+        "5:18: instance[0].unicast_peers[0]: 192.0.2.50 is one of this instance's VIPs",
+    );
+}
+
+#[test]
 fn peers_and_sources_are_bare_unicast_addresses() {
     rejects(
         r#"[[instance]]

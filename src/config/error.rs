@@ -217,6 +217,11 @@ pub enum Problem {
     PeerIsSource(IpAddr),
     #[error("{0} is listed twice")]
     DuplicatePeer(IpAddr),
+    #[error(
+        "{0} is one of this instance's VIPs, which only the Master holds; use the node's own \
+         address"
+    )]
+    UnicastIsVip(IpAddr),
 
     #[error("auth_pass needs version = 2: VRRPv3 has no authentication (RFC 5798 removed it)")]
     AuthWithV3,

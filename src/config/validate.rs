@@ -154,21 +154,23 @@ pub fn validate(
             Vec::new()
         }
     };
-    if !checker.errors.is_empty() {
-        return Err(ConfigErrors::new(checker.errors));
-    }
-    checker
-        .warnings
-        .sort_by_key(|warning| (warning.at.line, warning.at.column));
     match (global, instances.into_iter().collect::<Option<Vec<_>>>()) {
-        (Some(global), Some(instances)) => Ok(Config {
-            global,
-            instances,
-            warnings: checker.warnings,
-        }),
-        // Every `None` above recorded an error, so this is unreachable in practice; it is
-        // still an error, never a half-built Config.
-        _ => Err(ConfigErrors::new(checker.errors)),
+        (Some(global), Some(instances)) if checker.errors.is_empty() => {
+            let mut warnings = checker.warnings;
+            warnings.sort_by_key(|warning| (warning.at.line, warning.at.column));
+            Ok(Config {
+                global,
+                instances,
+                warnings,
+            })
+        }
+        _ => {
+            debug_assert!(
+                !checker.errors.is_empty(),
+                "every refused value records an error"
+            );
+            Err(ConfigErrors::new(checker.errors))
+        }
     }
 }
 
@@ -248,69 +250,21 @@ impl Checker<'_> {
         let header = instance.span();
         let file = instance.into_inner();
         let key = |field: &str| format!("instance[{index}].{field}");
-        let missing = |checker: &mut Self, field: &str| {
-            checker.error(header.clone(), key(field), Problem::Missing);
-        };
 
-        let name = match &file.name {
-            Some(name) => self.instance_name(name, key("name")),
-            None => {
-                missing(self, "name");
-                None
-            }
-        };
-        let interface = match &file.interface {
-            Some(interface) => self.interface_name(interface, key("interface")),
-            None => {
-                missing(self, "interface");
-                None
-            }
-        };
-        let vrid = match &file.vrid {
-            Some(vrid) => match u8::try_from(*vrid.get_ref()) {
-                Ok(value) if value != 0 => Some(value),
-                _ => {
-                    self.error(vrid.span(), key("vrid"), Problem::Vrid(*vrid.get_ref()));
-                    None
-                }
-            },
-            None => {
-                missing(self, "vrid");
-                None
-            }
-        };
-        let version = match &file.version {
-            None => Some(Version::V3),
-            Some(version) => match version.get_ref() {
-                2 => Some(Version::V2),
-                3 => Some(Version::V3),
-                &other => {
-                    self.error(version.span(), key("version"), Problem::Version(other));
-                    None
-                }
-            },
-        };
-        let priority = match &file.priority {
-            None => Some(DEFAULT_PRIORITY),
-            Some(priority) => match u8::try_from(*priority.get_ref()) {
-                Ok(0) => {
-                    self.error(priority.span(), key("priority"), Problem::PriorityZero);
-                    None
-                }
-                Ok(value) => Some(value),
-                Err(_) => {
-                    let problem = Problem::Priority(*priority.get_ref());
-                    self.error(priority.span(), key("priority"), problem);
-                    None
-                }
-            },
-        };
+        let name = self
+            .required(&file.name, &header, key("name"))
+            .and_then(|name| self.instance_name(name, key("name")));
+        let interface = self
+            .required(&file.interface, &header, key("interface"))
+            .and_then(|interface| self.interface_name(interface, key("interface")));
+        let vrid = self
+            .required(&file.vrid, &header, key("vrid"))
+            .and_then(|vrid| self.vrid(vrid, key("vrid")));
+        let version = self.version(file.version.as_ref(), key("version"));
+        let priority = self.priority(file.priority.as_ref(), key("priority"));
         let advert_interval = version.and_then(|version| {
-            self.advert_interval(
-                file.advert_interval.as_ref(),
-                version,
-                key("advert_interval"),
-            )
+            let setting = file.advert_interval.as_ref();
+            self.advert_interval(setting, version, key("advert_interval"))
         });
         let preempt = file.preempt.as_ref().is_none_or(|p| *p.get_ref());
         let fast_preempt = file.fast_preempt.as_ref().is_some_and(|f| *f.get_ref());
@@ -321,15 +275,19 @@ impl Checker<'_> {
 
         // Addresses: parse each, then settle the family from the first one written.
         let mut written = Vec::new();
-        let vips = self.vips(
-            index,
-            &file,
-            interface.as_deref(),
-            header.clone(),
-            &mut written,
-        );
+        let vips = self
+            .required(&file.vips, &header, key("vips"))
+            .and_then(|vips| self.vips(vips, interface.as_deref(), key("vips"), &mut written));
+        // A Backup does not hold the VIPs: it cannot send from one, and a peer that is a
+        // VIP is whichever node is Master, possibly this one.
+        let vip_addresses: Vec<IpAddr> = written.iter().map(|vip| vip.address).collect();
         let unicast_source = file.unicast_source.as_ref().and_then(|source| {
             let address = self.host(source, key("unicast_source"))?;
+            if vip_addresses.contains(&address) {
+                let problem = Problem::UnicastIsVip(address);
+                self.error(source.span(), key("unicast_source"), problem);
+                return None;
+            }
             written.push(Written {
                 address,
                 span: source.span(),
@@ -337,7 +295,7 @@ impl Checker<'_> {
             });
             Some(address)
         });
-        let unicast_peers = self.peers(index, &file, unicast_source, &mut written);
+        let unicast_peers = self.peers(index, &file, unicast_source, &vip_addresses, &mut written);
         let family = self.family(&written);
 
         // Rules between settings.
@@ -357,35 +315,14 @@ impl Checker<'_> {
 
         // Rules between instances.
         if let (Some(name), Some(setting)) = (&name, &file.name) {
-            let line = self.line(&setting.span());
-            if let Some(&first) = self.names.get(name) {
-                let problem = Problem::DuplicateName {
-                    name: name.clone(),
-                    line: first,
-                };
-                self.error(setting.span(), key("name"), problem);
-            } else {
-                self.names.insert(name.clone(), line);
-            }
+            self.unique_name(name, setting.span(), key("name"));
         }
         if let (Some(interface), Some(vrid), Some(family), Some(setting)) =
             (&interface, vrid, family, &file.vrid)
         {
+            let owner = name.clone().unwrap_or_else(|| format!("instance[{index}]"));
             let slot = (interface.clone(), vrid, family);
-            if let Some((other, line)) = self.vrids.get(&slot).cloned() {
-                let problem = Problem::DuplicateVrid {
-                    vrid,
-                    interface: interface.clone(),
-                    family: family_name(family),
-                    other,
-                    line,
-                };
-                self.error(setting.span(), key("vrid"), problem);
-            } else {
-                let owner = name.clone().unwrap_or_else(|| format!("instance[{index}]"));
-                let line = self.line(&setting.span());
-                self.vrids.insert(slot, (owner, line));
-            }
+            self.unique_vrid(slot, owner, setting.span(), key("vrid"));
         }
 
         Some(Instance {
@@ -408,6 +345,93 @@ impl Checker<'_> {
             auth: auth?,
             checksum_mode: checksum_mode?,
         })
+    }
+
+    /// The setting, or a "missing" error at the instance's header.
+    fn required<'f, T>(
+        &mut self,
+        setting: &'f Option<Spanned<T>>,
+        header: &Range<usize>,
+        key: String,
+    ) -> Option<&'f Spanned<T>> {
+        if setting.is_none() {
+            self.error(header.clone(), key, Problem::Missing);
+        }
+        setting.as_ref()
+    }
+
+    fn vrid(&mut self, setting: &Spanned<i64>, key: String) -> Option<u8> {
+        let value = *setting.get_ref();
+        match u8::try_from(value) {
+            Ok(vrid) if vrid != 0 => Some(vrid),
+            _ => {
+                self.error(setting.span(), key, Problem::Vrid(value));
+                None
+            }
+        }
+    }
+
+    fn version(&mut self, setting: Option<&Spanned<i64>>, key: String) -> Option<Version> {
+        let Some(setting) = setting else {
+            return Some(Version::V3);
+        };
+        match *setting.get_ref() {
+            2 => Some(Version::V2),
+            3 => Some(Version::V3),
+            other => {
+                self.error(setting.span(), key, Problem::Version(other));
+                None
+            }
+        }
+    }
+
+    fn priority(&mut self, setting: Option<&Spanned<i64>>, key: String) -> Option<u8> {
+        let Some(setting) = setting else {
+            return Some(DEFAULT_PRIORITY);
+        };
+        let value = *setting.get_ref();
+        let problem = match u8::try_from(value) {
+            Ok(0) => Problem::PriorityZero,
+            Ok(priority) => return Some(priority),
+            Err(_) => Problem::Priority(value),
+        };
+        self.error(setting.span(), key, problem);
+        None
+    }
+
+    fn unique_name(&mut self, name: &str, span: Range<usize>, key: String) {
+        if let Some(&line) = self.names.get(name) {
+            let name = name.to_owned();
+            self.error(span, key, Problem::DuplicateName { name, line });
+        } else {
+            let line = self.line(&span);
+            self.names.insert(name.to_owned(), line);
+        }
+    }
+
+    /// keepalived allows a repeated VRID across unicast instances with disjoint peers
+    /// (#2022); we do not, since one VRID per segment is what the RFC and operators expect.
+    fn unique_vrid(
+        &mut self,
+        slot: (String, u8, Family),
+        owner: String,
+        span: Range<usize>,
+        key: String,
+    ) {
+        if let Some((other, line)) = self.vrids.get(&slot).cloned() {
+            let (interface, vrid, family) = slot;
+            let problem = Problem::DuplicateVrid {
+                vrid,
+                interface,
+                family: family_name(family),
+                other,
+                line,
+            };
+            self.error(span, key, problem);
+        } else {
+            let line = self.line(&span);
+            self.vrids.insert(slot, (owner, line));
+        }
     }
 
     fn instance_name(&mut self, name: &Spanned<String>, key: String) -> Option<String> {
@@ -495,17 +519,11 @@ impl Checker<'_> {
 
     fn vips(
         &mut self,
-        index: usize,
-        file: &FileInstance,
+        list: &Spanned<Vec<Spanned<FileVip>>>,
         interface: Option<&str>,
-        header: Range<usize>,
+        key: String,
         written: &mut Vec<Written>,
     ) -> Option<Vec<Vip>> {
-        let Some(list) = &file.vips else {
-            self.error(header, format!("instance[{index}].vips"), Problem::Missing);
-            return None;
-        };
-        let key = format!("instance[{index}].vips");
         let entries = list.get_ref();
         if entries.is_empty() {
             self.error(list.span(), key, Problem::NoVips);
@@ -515,15 +533,15 @@ impl Checker<'_> {
             self.error(list.span(), key, Problem::TooManyVips(entries.len()));
             return None;
         }
-        let mut vips = Some(Vec::with_capacity(entries.len()));
+        let mut vips = Vec::with_capacity(entries.len());
+        let mut refused = false;
         for (position, entry) in entries.iter().enumerate() {
-            let vip = self.vip(entry, interface, &format!("{key}[{position}]"), written);
-            match (&mut vips, vip) {
-                (Some(list), Some(vip)) => list.push(vip),
-                _ => vips = None,
+            match self.vip(entry, interface, &format!("{key}[{position}]"), written) {
+                Some(vip) => vips.push(vip),
+                None => refused = true,
             }
         }
-        vips
+        (!refused).then_some(vips)
     }
 
     /// One VIP. Checks the address, the dev and the label independently so that one entry
@@ -623,12 +641,12 @@ impl Checker<'_> {
         index: usize,
         file: &FileInstance,
         source: Option<IpAddr>,
+        vips: &[IpAddr],
         written: &mut Vec<Written>,
     ) -> Option<Vec<IpAddr>> {
         let key = format!("instance[{index}].unicast_peers");
         let Some(list) = &file.unicast_peers else {
-            // keepalived used to fall back to multicast here; a source with no peer is a
-            // half-configured unicast setup, not a multicast one.
+            // A source with no peer is a half-written unicast setup, not a multicast one.
             if let Some(setting) = &file.unicast_source {
                 let key = format!("instance[{index}].unicast_source");
                 self.error(setting.span(), key, Problem::SourceWithoutPeers);
@@ -636,16 +654,17 @@ impl Checker<'_> {
             return Some(Vec::new());
         };
         if list.get_ref().is_empty() {
-            // The OpenShift outage: an empty list from a template silently meant multicast.
+            // keepalived took an empty list as multicast, and a template that rendered
+            // one broke OpenShift bootstraps; an empty list is always a mistake.
             self.error(list.span(), key, Problem::EmptyPeers);
             return None;
         }
-        let mut peers = Some(Vec::new());
-        let mut seen: Vec<IpAddr> = Vec::new();
+        let mut peers = Vec::new();
+        let mut refused = false;
         for (position, entry) in list.get_ref().iter().enumerate() {
             let key = format!("{key}[{position}]");
             let Some(peer) = self.host(entry, key.clone()) else {
-                peers = None;
+                refused = true;
                 continue;
             };
             written.push(Written {
@@ -654,26 +673,19 @@ impl Checker<'_> {
                 key: key.clone(),
             });
             let problem = if Some(peer) == source {
-                Some(Problem::PeerIsSource(peer))
-            } else if seen.contains(&peer) {
-                Some(Problem::DuplicatePeer(peer))
+                Problem::PeerIsSource(peer)
+            } else if vips.contains(&peer) {
+                Problem::UnicastIsVip(peer)
+            } else if peers.contains(&peer) {
+                Problem::DuplicatePeer(peer)
             } else {
-                None
+                peers.push(peer);
+                continue;
             };
-            seen.push(peer);
-            match problem {
-                Some(problem) => {
-                    self.error(entry.span(), key, problem);
-                    peers = None;
-                }
-                None => {
-                    if let Some(list) = &mut peers {
-                        list.push(peer);
-                    }
-                }
-            }
+            self.error(entry.span(), key, problem);
+            refused = true;
         }
-        peers
+        (!refused).then_some(peers)
     }
 
     /// The family of the first address written (VIPs first, as keepalived takes it from
