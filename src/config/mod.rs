@@ -1,7 +1,7 @@
 //! Configuration: the TOML file, its validation into typed settings, and error reporting.
 //!
-//! The pipeline, after sozu's: text → [`file::FileConfig`] (serde mirror, spans kept) →
-//! [`validate`] (defaults, every rule, all errors at once) → [`Config`]. Errors and
+//! The pipeline, after sozu's: text → `file::FileConfig` (serde mirror, spans kept) →
+//! `validate` (defaults, every rule, all errors at once) → [`Config`]. Errors and
 //! warnings read `FILE:LINE:COL: key: what`, with `key` a dotted path counted from 0
 //! (`instance[0].vips[1].label`). This module owns the toml crate and must not open
 //! sockets, ask the kernel anything or contain VRRP logic; reading the file and, when
@@ -18,12 +18,16 @@ mod validate;
 
 use std::path::Path;
 
+pub use address::AddressError;
+pub use duration::DurationError;
 pub use effective::effective_settings;
 pub use error::{ConfigError, ConfigErrors, Diagnostic, Location, Problem, Warning};
 pub use validate::{
     family_name, Config, Global, Instance, Vip, DEFAULT_PRIORITY, MAX_PREEMPT_DELAY, MAX_VIPS,
     MULTICAST_GROUP_V4, MULTICAST_GROUP_V6,
 };
+
+pub use names::NameError;
 
 use source::Source;
 
