@@ -158,7 +158,7 @@ fn quote(text: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::parse_with_hostname;
+    use crate::config::parse_valid as parse;
 
     const PAIR_NODE: &str = r#"
 [global]
@@ -180,13 +180,6 @@ vrid = 52
 advert_interval = "100ms"
 vips = ["2001:db8::50/64"]
 "#;
-
-    fn parse(text: &str) -> Config {
-        match parse_with_hostname(text, "t.toml", || Some("testhost".into())) {
-            Ok(config) => config,
-            Err(errors) => panic!("{errors}"),
-        }
-    }
 
     #[test]
     fn shows_defaults_and_derived_values() {

@@ -86,3 +86,13 @@ fn system_hostname() -> Option<String> {
             (name != "(none)").then(|| name.to_owned())
         })
 }
+
+/// A valid `text`, for unit tests; panics with the error lines otherwise. The hostname is
+/// fixed so results do not depend on the machine.
+#[cfg(test)]
+fn parse_valid(text: &str) -> Config {
+    match parse_with_hostname(text, "t.toml", || Some("testhost".into())) {
+        Ok(config) => config,
+        Err(errors) => panic!("{errors}"),
+    }
+}

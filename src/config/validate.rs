@@ -17,7 +17,7 @@ use super::address;
 use super::duration;
 use super::error::{ConfigError, ConfigErrors, Diagnostic, Problem, Warning};
 use super::file::{FileConfig, FileDuration, FileGlobal, FileInstance, FileVip};
-use super::names;
+use super::names::{self, NameError};
 use super::source::Source;
 use crate::vrrp::packet::{Auth, ChecksumMode};
 use crate::vrrp::{Centis, Family, Timers, Version, OWNER_PRIORITY};
@@ -224,15 +224,8 @@ impl Checker<'_> {
         let header = global.as_ref().map_or(0..0, Spanned::span);
         let node_name = match global.and_then(|global| global.into_inner().node_name) {
             Some(name) => {
-                let span = name.span();
-                let name = name.into_inner();
-                match names::check_node_name(&name) {
-                    Ok(()) => name,
-                    Err(why) => {
-                        self.error(span, KEY, Problem::NodeName(name, why));
-                        return None;
-                    }
-                }
+                let rule = names::check_node_name;
+                self.name(&name, KEY.to_owned(), rule, Problem::NodeName)?
             }
             None => match hostname() {
                 Some(name) => name,
@@ -253,7 +246,10 @@ impl Checker<'_> {
 
         let name = self
             .required(&file.name, &header, key("name"))
-            .and_then(|name| self.instance_name(name, key("name")));
+            .and_then(|name| {
+                let rule = names::check_instance_name;
+                self.name(name, key("name"), rule, Problem::InstanceName)
+            });
         let interface = self
             .required(&file.interface, &header, key("interface"))
             .and_then(|interface| self.interface_name(interface, key("interface")));
@@ -434,26 +430,26 @@ impl Checker<'_> {
         }
     }
 
-    fn instance_name(&mut self, name: &Spanned<String>, key: String) -> Option<String> {
-        let text = name.get_ref();
-        match names::check_instance_name(text) {
+    /// The name if `rule` accepts it; otherwise the error `problem` makes of the refusal.
+    fn name(
+        &mut self,
+        setting: &Spanned<String>,
+        key: String,
+        rule: impl FnOnce(&str) -> Result<(), NameError>,
+        problem: fn(String, NameError) -> Problem,
+    ) -> Option<String> {
+        let text = setting.get_ref();
+        match rule(text) {
             Ok(()) => Some(text.clone()),
             Err(why) => {
-                self.error(name.span(), key, Problem::InstanceName(text.clone(), why));
+                self.error(setting.span(), key, problem(text.clone(), why));
                 None
             }
         }
     }
 
-    fn interface_name(&mut self, name: &Spanned<String>, key: String) -> Option<String> {
-        let text = name.get_ref();
-        match names::check_interface(text) {
-            Ok(()) => Some(text.clone()),
-            Err(why) => {
-                self.error(name.span(), key, Problem::InterfaceName(text.clone(), why));
-                None
-            }
-        }
+    fn interface_name(&mut self, setting: &Spanned<String>, key: String) -> Option<String> {
+        self.name(setting, key, names::check_interface, Problem::InterfaceName)
     }
 
     fn duration(&mut self, setting: &Spanned<FileDuration>, key: &str) -> Option<Duration> {
@@ -613,12 +609,13 @@ impl Checker<'_> {
             self.error(label.span(), key, Problem::LabelOnIpv6);
             return None;
         }
-        let text = label.get_ref();
-        if let Err(why) = names::check_label(text, dev?) {
-            self.error(label.span(), key, Problem::Label(text.clone(), why));
-            return None;
-        }
-        Some(text.clone())
+        let dev = dev?;
+        self.name(
+            label,
+            key,
+            |text| names::check_label(text, dev),
+            Problem::Label,
+        )
     }
 
     /// A VIP may appear once in the whole file: two routers holding one address fight.
@@ -783,7 +780,7 @@ impl Checker<'_> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::parse_with_hostname;
+    use crate::config::{parse_valid as parse, parse_with_hostname};
 
     const MINIMAL: &str = r#"
 [[instance]]
@@ -793,15 +790,8 @@ vrid = 51
 vips = ["192.0.2.50"]
 "#;
 
-    fn parse(text: &str) -> Config {
-        match parse_with_hostname(text, "t.toml", || Some("host-a".into())) {
-            Ok(config) => config,
-            Err(errors) => panic!("{errors}"),
-        }
-    }
-
     fn problems(text: &str) -> Vec<Problem> {
-        problems_with_hostname(text, Some("host-a".into()))
+        problems_with_hostname(text, Some("testhost".into()))
     }
 
     fn problems_with_hostname(text: &str, hostname: Option<String>) -> Vec<Problem> {
@@ -814,7 +804,7 @@ vips = ["192.0.2.50"]
     #[test]
     fn defaults_are_keepalived_s_except_the_version() {
         let config = parse(MINIMAL);
-        assert_eq!(config.global.node_name, "host-a");
+        assert_eq!(config.global.node_name, "testhost");
         let instance = &config.instances[0];
         assert_eq!(instance.version, Version::V3);
         assert_eq!(instance.family, Family::Ipv4);
