@@ -1,0 +1,266 @@
+//! The effective settings, as `vipkeeper check` prints them.
+//!
+//! Owns the rendering only: TOML in the file's own key names, every default filled in,
+//! and `#` comment lines for what is derived (family, where adverts go, Skew_Time and
+//! Master_Down_Interval from [`Instance::timers`]). Valid TOML on purpose: two nodes'
+//! outputs can be diffed, and the output reads back to the same [`Config`] (the
+//! password excepted: it is never printed).
+
+use std::fmt::Write;
+
+use super::duration;
+use super::validate::{family_name, Config, Instance};
+use crate::vrrp::packet::{Auth, ChecksumMode};
+use crate::vrrp::{Family, Version, OWNER_PRIORITY};
+
+/// Render `config` as annotated TOML.
+pub fn effective_settings(config: &Config) -> String {
+    let mut out = String::new();
+    out.push_str("[global]\n");
+    line(
+        &mut out,
+        format_args!("node_name = {}", quote(&config.global.node_name)),
+    );
+    for instance in &config.instances {
+        out.push('\n');
+        render_instance(&mut out, instance);
+    }
+    out
+}
+
+fn render_instance(out: &mut String, instance: &Instance) {
+    let family = family_name(instance.family);
+    out.push_str("[[instance]]\n");
+    line(out, format_args!("name = {}", quote(&instance.name)));
+    line(
+        out,
+        format_args!("interface = {}", quote(&instance.interface)),
+    );
+    line(out, format_args!("vrid = {}", instance.vrid));
+    line(out, format_args!("version = {}", instance.version.number()));
+    let owner = if instance.priority == OWNER_PRIORITY {
+        "  # the address owner"
+    } else {
+        ""
+    };
+    line(out, format_args!("priority = {}{owner}", instance.priority));
+    let interval = duration::format(instance.advert_interval.as_duration());
+    line(out, format_args!("advert_interval = \"{interval}\""));
+    line(out, format_args!("preempt = {}", instance.preempt));
+    let delay = duration::format(instance.preempt_delay);
+    line(out, format_args!("preempt_delay = \"{delay}\""));
+    line(
+        out,
+        format_args!("fast_preempt = {}", instance.fast_preempt),
+    );
+    if let Auth::SimplePassword(password) = &instance.auth {
+        let len = password.iter().take_while(|&&byte| byte != 0).count();
+        line(
+            out,
+            format_args!("# auth_pass is set ({len} bytes, not shown)"),
+        );
+    }
+    if instance.version == Version::V3 && instance.family == Family::Ipv4 {
+        let as_v2 = instance.checksum_mode == ChecksumMode::V2Compatible;
+        line(out, format_args!("v3_checksum_as_v2 = {as_v2}"));
+    }
+    if let Some(source) = instance.unicast_source {
+        line(out, format_args!("unicast_source = \"{source}\""));
+    }
+    if !instance.unicast_peers.is_empty() {
+        let peers: Vec<String> = instance
+            .unicast_peers
+            .iter()
+            .map(|peer| format!("\"{peer}\""))
+            .collect();
+        line(out, format_args!("unicast_peers = [{}]", peers.join(", ")));
+    }
+    out.push_str("vips = [\n");
+    for vip in &instance.vips {
+        let label = vip
+            .label
+            .as_ref()
+            .map(|label| format!(", label = {}", quote(label)))
+            .unwrap_or_default();
+        line(
+            out,
+            format_args!(
+                "  {{ address = \"{vip}\", dev = {}{label} }},",
+                quote(&vip.dev)
+            ),
+        );
+    }
+    out.push_str("]\n");
+
+    line(out, format_args!("# family: {family}"));
+    let from = match (instance.unicast_source, instance.family) {
+        (Some(source), _) => source.to_string(),
+        (None, Family::Ipv4) => format!("the primary IPv4 address of {}", instance.interface),
+        // RFC 5798 §5.1.2.1: the source of an IPv6 advert is the link-local address.
+        (None, Family::Ipv6) => format!("the link-local address of {}", instance.interface),
+    };
+    match instance.multicast_group() {
+        Some(group) => line(
+            out,
+            format_args!("# adverts: multicast to {group}, from {from}"),
+        ),
+        None => {
+            let peers: Vec<String> = instance
+                .unicast_peers
+                .iter()
+                .map(|p| p.to_string())
+                .collect();
+            let to = peers.join(", ");
+            line(out, format_args!("# adverts: unicast to {to}, from {from}"));
+        }
+    }
+    let timers = instance.timers();
+    let rfc = match instance.version {
+        Version::V2 => "RFC 3768 §6.1",
+        Version::V3 => "RFC 5798 §6.1",
+    };
+    line(
+        out,
+        format_args!(
+            "# skew_time: {}, master_down_interval: {} ({rfc}, at priority {})",
+            duration::format(timers.skew_time),
+            duration::format(timers.master_down_interval),
+            instance.priority,
+        ),
+    );
+}
+
+fn line(out: &mut String, text: std::fmt::Arguments<'_>) {
+    // Writing to a String cannot fail.
+    let _ = out.write_fmt(text);
+    out.push('\n');
+}
+
+/// A TOML basic string. Names are validated to need little escaping, but a `"` or `\` in
+/// an interface name is legal for Linux and must not break the output.
+fn quote(text: &str) -> String {
+    let mut quoted = String::with_capacity(text.len() + 2);
+    quoted.push('"');
+    for c in text.chars() {
+        match c {
+            '"' => quoted.push_str("\\\""),
+            '\\' => quoted.push_str("\\\\"),
+            c if c.is_control() => {
+                let _ = write!(quoted, "\\u{:04X}", u32::from(c));
+            }
+            c => quoted.push(c),
+        }
+    }
+    quoted.push('"');
+    quoted
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::parse_valid as parse;
+
+    const PAIR_NODE: &str = r#"
+[global]
+node_name = "lb1"
+
+[[instance]]
+name = "web"
+interface = "eth0"
+vrid = 51
+priority = 150
+unicast_source = "192.0.2.11"
+unicast_peers = ["192.0.2.12"]
+vips = ["192.0.2.50/24", { address = "192.0.2.51", dev = "eth1", label = "eth1:web" }]
+
+[[instance]]
+name = "web6"
+interface = "eth0"
+vrid = 52
+advert_interval = "100ms"
+vips = ["2001:db8::50/64"]
+"#;
+
+    #[test]
+    fn shows_defaults_and_derived_values() {
+        let shown = effective_settings(&parse(PAIR_NODE));
+        let expected = r#"[global]
+node_name = "lb1"
+
+[[instance]]
+name = "web"
+interface = "eth0"
+vrid = 51
+version = 3
+priority = 150
+advert_interval = "1s"
+preempt = true
+preempt_delay = "0s"
+fast_preempt = false
+v3_checksum_as_v2 = false
+unicast_source = "192.0.2.11"
+unicast_peers = ["192.0.2.12"]
+vips = [
+  { address = "192.0.2.50/24", dev = "eth0" },
+  { address = "192.0.2.51/32", dev = "eth1", label = "eth1:web" },
+]
+# family: IPv4
+# adverts: unicast to 192.0.2.12, from 192.0.2.11
+# skew_time: 414.062ms, master_down_interval: 3.414062s (RFC 5798 §6.1, at priority 150)
+
+[[instance]]
+name = "web6"
+interface = "eth0"
+vrid = 52
+version = 3
+priority = 100
+advert_interval = "100ms"
+preempt = true
+preempt_delay = "0s"
+fast_preempt = false
+vips = [
+  { address = "2001:db8::50/64", dev = "eth0" },
+]
+# family: IPv6
+# adverts: multicast to ff02::12, from the link-local address of eth0
+# skew_time: 60.937ms, master_down_interval: 360.937ms (RFC 5798 §6.1, at priority 100)
+"#;
+        assert_eq!(shown, expected);
+    }
+
+    #[test]
+    fn output_reads_back_to_the_same_config() {
+        let config = parse(PAIR_NODE);
+        assert_eq!(parse(&effective_settings(&config)), config);
+    }
+
+    #[test]
+    fn the_password_is_never_printed() {
+        let config = parse(
+            r#"
+[[instance]]
+name = "v2"
+interface = "eth0"
+vrid = 7
+version = 2
+auth_pass = "s3cr3t"
+vips = ["192.0.2.7"]
+"#,
+        );
+        let shown = effective_settings(&config);
+        assert!(!shown.contains("s3cr3t"), "{shown}");
+        assert!(shown.contains("# auth_pass is set (6 bytes, not shown)"));
+        assert!(
+            !shown.contains("v3_checksum_as_v2"),
+            "v2 has no such setting"
+        );
+        assert!(shown.contains("(RFC 3768 §6.1, at priority 100)"));
+    }
+
+    #[test]
+    fn quotes_like_toml() {
+        assert_eq!(quote("eth0"), r#""eth0""#);
+        assert_eq!(quote(r#"a"b\c"#), r#""a\"b\\c""#);
+        assert_eq!(quote("a\u{1}"), r#""a\u0001""#);
+    }
+}

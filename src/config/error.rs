@@ -1,0 +1,274 @@
+//! What can be wrong with a configuration, and how it is shown: `FILE:LINE:COL: key: what`.
+//!
+//! Owns [`ConfigError`] (the layer's one error enum), [`Problem`] (the catalogue of broken
+//! rules, one variant per rule so tests and tools match on kinds rather than text),
+//! [`ConfigErrors`] (all errors of one load) and the warnings ([`Diagnostic`], [`Warning`]).
+//! Every variant is an expected outcome of operator input: print it and refuse the file;
+//! none of them is a fault of vipkeeper.
+
+use std::fmt;
+use std::io;
+use std::net::IpAddr;
+
+use thiserror::Error;
+
+use super::address::AddressError;
+use super::duration::DurationError;
+use super::names::NameError;
+pub use super::source::Location;
+
+/// One reason a configuration file was refused.
+#[derive(Debug, Error)]
+pub enum ConfigError {
+    /// The file could not be read at all (missing, permissions); there is no position.
+    #[error("{path}: cannot read: {source}")]
+    Unreadable { path: String, source: io::Error },
+    /// The file was read and something in it is wrong. `key` is the dotted path of the
+    /// offending key, e.g. `instance[0].vips[1].label`, counted from 0 in file order.
+    #[error("{at}: {key}: {problem}")]
+    Invalid {
+        at: Location,
+        key: String,
+        problem: Problem,
+    },
+}
+
+impl ConfigError {
+    /// The broken rule, when the file was readable.
+    pub fn problem(&self) -> Option<&Problem> {
+        match self {
+            ConfigError::Unreadable { .. } => None,
+            ConfigError::Invalid { problem, .. } => Some(problem),
+        }
+    }
+}
+
+/// Every error found in one file, in file order. Displayed one error per line.
+#[derive(Debug)]
+pub struct ConfigErrors(Vec<ConfigError>);
+
+impl ConfigErrors {
+    /// Sorts by position so the operator reads them top to bottom.
+    pub(crate) fn new(mut errors: Vec<ConfigError>) -> Self {
+        errors.sort_by_key(position);
+        ConfigErrors(errors)
+    }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, ConfigError> {
+        self.0.iter()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+fn position(error: &ConfigError) -> (usize, usize) {
+    match error {
+        ConfigError::Unreadable { .. } => (0, 0),
+        ConfigError::Invalid { at, .. } => (at.line, at.column),
+    }
+}
+
+impl From<ConfigError> for ConfigErrors {
+    fn from(error: ConfigError) -> Self {
+        ConfigErrors(vec![error])
+    }
+}
+
+impl<'a> IntoIterator for &'a ConfigErrors {
+    type Item = &'a ConfigError;
+    type IntoIter = std::slice::Iter<'a, ConfigError>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl fmt::Display for ConfigErrors {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for (index, error) in self.0.iter().enumerate() {
+            if index > 0 {
+                writeln!(f)?;
+            }
+            write!(f, "{error}")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for ConfigErrors {}
+
+/// The rule a value breaks. Messages say what is wrong and, where it is not obvious, why
+/// (the RFC clause or the keepalived behaviour we match) and what to write instead.
+#[derive(Clone, Debug, PartialEq, Eq, Error)]
+pub enum Problem {
+    #[error("the file is not valid UTF-8")]
+    NotUtf8,
+    /// A TOML syntax error, an unknown key or a wrong type, in the toml crate's words.
+    #[error("{0}")]
+    Toml(String),
+    #[error("required key is missing")]
+    Missing,
+    #[error("no [[instance]] is defined; there is nothing to run")]
+    NoInstances,
+
+    #[error("{0:?} {1}")]
+    NodeName(String, NameError),
+    #[error(
+        "not set, and no hostname could be read from /proc/sys/kernel/hostname or \
+         /etc/hostname; set node_name"
+    )]
+    NoHostname,
+    #[error("{0:?} {1}")]
+    InstanceName(String, NameError),
+    #[error("instance name {name:?} is already used at line {line}")]
+    DuplicateName { name: String, line: usize },
+    #[error("{0:?} {1}")]
+    InterfaceName(String, NameError),
+    #[error("{0:?} {1}")]
+    Label(String, NameError),
+    #[error("labels exist only for IPv4 addresses (IFA_LABEL); remove the label")]
+    LabelOnIpv6,
+
+    #[error("VRID must be 1..255, got {0}")]
+    Vrid(i64),
+    #[error(
+        "VRID {vrid} on {interface} over {family} is already used by instance {other:?} \
+         (line {line}); each virtual router needs its own VRID"
+    )]
+    DuplicateVrid {
+        vrid: u8,
+        interface: String,
+        family: &'static str,
+        other: String,
+        line: usize,
+    },
+    #[error("version must be 2 (RFC 3768) or 3 (RFC 5798), got {0}")]
+    Version(i64),
+    #[error("version 2 is IPv4 only (RFC 3768) and this instance has IPv6 addresses; use 3")]
+    V2WithIpv6,
+    #[error("priority 0 is reserved for a Master that resigns (RFC 5798 §5.2.4); use 1..255")]
+    PriorityZero,
+    #[error("priority must be 1..255 (255 = address owner), got {0}")]
+    Priority(i64),
+    #[error(
+        "priority 255 makes this node the address owner, which always preempts \
+         (RFC 5798 §6.1); lower the priority or remove preempt = false"
+    )]
+    OwnerWithoutPreempt,
+
+    #[error("invalid duration {0:?}: {1}")]
+    Duration(String, DurationError),
+    #[error(
+        "version 2 advertises whole seconds: advert_interval must be 1s..255s in whole \
+         seconds (RFC 3768 §5.3.7), got {0:?}"
+    )]
+    IntervalV2(String),
+    #[error(
+        "version 3 advert_interval must be a multiple of 10ms from 10ms to 40.95s \
+         (RFC 5798 §5.2.7), got {0:?}"
+    )]
+    IntervalV3(String),
+    #[error("preempt_delay must be 0s..1000s (keepalived's range), got {0:?}")]
+    PreemptDelay(String),
+
+    #[error("{0}")]
+    Address(AddressError),
+    #[error(
+        "{address} is {found}, but this instance is {family} (set by {by} at line {line}); \
+         an instance never mixes families, use one instance per family"
+    )]
+    MixedFamily {
+        address: IpAddr,
+        found: &'static str,
+        family: &'static str,
+        by: String,
+        line: usize,
+    },
+    #[error("at least one VIP is required (RFC 5798 §5.2.5: Count IPvX Addr is at least 1)")]
+    NoVips,
+    #[error(
+        "{0} VIPs, but one advert carries at most 255 (RFC 5798 §5.2.5); split them over \
+         two instances"
+    )]
+    TooManyVips(usize),
+    #[error("{address} is already a VIP at {key} (line {line})")]
+    DuplicateVip {
+        address: IpAddr,
+        key: String,
+        line: usize,
+    },
+    #[error(
+        "empty: list the peers, or remove the key to use multicast (an empty list is not \
+         taken as multicast)"
+    )]
+    EmptyPeers,
+    #[error(
+        "set without unicast_peers: unicast needs at least one peer, and multicast adverts \
+         come from the interface's primary address"
+    )]
+    SourceWithoutPeers,
+    #[error("{0} is this node's own unicast_source")]
+    PeerIsSource(IpAddr),
+    #[error("{0} is listed twice")]
+    DuplicatePeer(IpAddr),
+    #[error(
+        "{0} is one of this instance's VIPs, which only the Master holds; use the node's own \
+         address"
+    )]
+    UnicastIsVip(IpAddr),
+
+    #[error("auth_pass needs version = 2: VRRPv3 has no authentication (RFC 5798 removed it)")]
+    AuthWithV3,
+    #[error("auth_pass must be 1..8 bytes (the VRRPv2 Authentication Data field), got {0}")]
+    AuthLength(usize),
+    #[error("v3_checksum_as_v2 applies only to version 3")]
+    ChecksumWithV2,
+    #[error(
+        "v3_checksum_as_v2 applies only to IPv4; the IPv6 checksum always covers the \
+         pseudo-header (RFC 5798 §5.2.8)"
+    )]
+    ChecksumWithIpv6,
+}
+
+/// A setting that is accepted but probably not what the operator meant.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Diagnostic {
+    pub at: Location,
+    pub key: String,
+    pub warning: Warning,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}: warning: {}", self.at, self.key, self.warning)
+    }
+}
+
+/// The kinds of warning; none of them stops the daemon.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Warning {
+    /// `preempt_delay` only delays a preemption, and `preempt = false` forbids it.
+    PreemptDelayWithoutPreempt,
+    /// `fast_preempt` only speeds up a preemption, and `preempt = false` forbids it.
+    FastPreemptWithoutPreempt,
+    /// The address owner becomes Master at once (RFC 5798 §6.4.1); nothing delays it.
+    PreemptDelayOnOwner,
+}
+
+impl fmt::Display for Warning {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Warning::PreemptDelayWithoutPreempt => "has no effect with preempt = false",
+            Warning::FastPreemptWithoutPreempt => "has no effect with preempt = false",
+            Warning::PreemptDelayOnOwner => {
+                "has no effect at priority 255: the address owner becomes Master at once"
+            }
+        })
+    }
+}

@@ -1,0 +1,949 @@
+//! The typed, validated configuration and the rules that produce it from the file mirror.
+//!
+//! Owns [`Config`] and everything it holds, the defaults (keepalived's, unless a comment
+//! says otherwise) and every rule: ranges, the v2/v3 interval grammar, one address family
+//! per instance, unicast sanity, and the cross-instance rules (unique names, VRIDs, VIPs).
+//! All problems are collected, not just the first. Must not open sockets, ask the kernel
+//! about interfaces or run any VRRP logic: it describes what to run, the daemon runs it.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::ops::Range;
+use std::time::Duration;
+
+use toml::Spanned;
+
+use super::address;
+use super::duration;
+use super::error::{ConfigError, ConfigErrors, Diagnostic, Problem, Warning};
+use super::file::{FileConfig, FileDuration, FileGlobal, FileInstance, FileVip};
+use super::names::{self, NameError};
+use super::source::Source;
+use crate::vrrp::packet::{Auth, ChecksumMode};
+use crate::vrrp::{Centis, Family, Timers, Version, OWNER_PRIORITY};
+
+/// keepalived's default `priority` (without `state MASTER`, which we do not have).
+pub const DEFAULT_PRIORITY: u8 = 100;
+/// keepalived's upper bound for `preempt_delay`.
+pub const MAX_PREEMPT_DELAY: Duration = Duration::from_secs(1000);
+/// One advert's 8-bit Count IPvX Addr field (RFC 5798 §5.2.5).
+pub const MAX_VIPS: usize = 255;
+/// The VRRP IPv4 multicast group (RFC 5798 §5.1.1.2).
+pub const MULTICAST_GROUP_V4: Ipv4Addr = Ipv4Addr::new(224, 0, 0, 18);
+/// The VRRP IPv6 multicast group (RFC 5798 §5.1.2.2).
+pub const MULTICAST_GROUP_V6: Ipv6Addr = Ipv6Addr::new(0xff02, 0, 0, 0, 0, 0, 0, 0x12);
+
+/// A validated configuration: what the daemon runs.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Config {
+    pub global: Global,
+    /// In file order.
+    pub instances: Vec<Instance>,
+    /// Accepted settings that are probably mistakes; `check` prints them.
+    pub warnings: Vec<Diagnostic>,
+}
+
+/// Settings shared by all instances.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Global {
+    /// This machine's name in logs and status; the hostname unless set.
+    pub node_name: String,
+}
+
+/// One virtual router: a VRID on an interface, for one address family.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Instance {
+    pub name: String,
+    pub interface: String,
+    pub vrid: u8,
+    pub version: Version,
+    /// Taken from the addresses; every address of the instance has this family.
+    pub family: Family,
+    /// The configured priority; 255 is the address owner.
+    pub priority: u8,
+    /// v2 values are whole seconds; see [`Centis`].
+    pub advert_interval: Centis,
+    pub preempt: bool,
+    pub preempt_delay: Duration,
+    /// A Backup that hears a lower priority Master takes over at once instead of waiting
+    /// for Master_Down_Interval.
+    pub fast_preempt: bool,
+    /// `None`: the primary address of the interface, chosen when sending.
+    pub unicast_source: Option<IpAddr>,
+    /// Empty means multicast; never empty when the file set `unicast_peers`.
+    pub unicast_peers: Vec<IpAddr>,
+    /// At least one, at most 255, no address twice in the whole configuration.
+    pub vips: Vec<Vip>,
+    pub auth: Auth,
+    pub checksum_mode: ChecksumMode,
+}
+
+impl Instance {
+    /// Skew_Time and Master_Down_Interval at the configured priority and interval. The
+    /// running router recomputes them from the effective priority and, in v3, the
+    /// Master's advertised interval.
+    pub fn timers(&self) -> Timers {
+        Timers::compute(self.version, self.priority, self.advert_interval)
+    }
+
+    /// Where adverts go when no unicast peer is configured; `None` for unicast.
+    pub fn multicast_group(&self) -> Option<IpAddr> {
+        if !self.unicast_peers.is_empty() {
+            return None;
+        }
+        Some(match self.family {
+            Family::Ipv4 => IpAddr::V4(MULTICAST_GROUP_V4),
+            Family::Ipv6 => IpAddr::V6(MULTICAST_GROUP_V6),
+        })
+    }
+}
+
+/// A virtual address: added on Master, removed otherwise.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Vip {
+    pub address: IpAddr,
+    pub prefix_len: u8,
+    /// The instance's interface unless set.
+    pub dev: String,
+    /// IPv4 only: `<dev>:<suffix>`, at most 15 bytes.
+    pub label: Option<String>,
+}
+
+impl std::fmt::Display for Vip {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.address, self.prefix_len)
+    }
+}
+
+/// The family's name in messages.
+pub fn family_name(family: Family) -> &'static str {
+    match family {
+        Family::Ipv4 => "IPv4",
+        Family::Ipv6 => "IPv6",
+    }
+}
+
+/// Apply every rule to the mirror. `hostname` is asked only when `node_name` is not set.
+pub fn validate(
+    file: FileConfig,
+    source: &Source<'_>,
+    hostname: impl FnOnce() -> Option<String>,
+) -> Result<Config, ConfigErrors> {
+    let mut checker = Checker {
+        source,
+        errors: Vec::new(),
+        warnings: Vec::new(),
+        names: HashMap::new(),
+        vrids: HashMap::new(),
+        vips: HashMap::new(),
+    };
+    let global = checker.global(file.global, hostname);
+    let instances: Vec<Option<Instance>> = match file.instance {
+        Some(list) if !list.get_ref().is_empty() => list
+            .into_inner()
+            .into_iter()
+            .enumerate()
+            .map(|(index, instance)| checker.instance(index, instance))
+            .collect(),
+        Some(list) => {
+            checker.error(list.span(), "instance", Problem::NoInstances);
+            Vec::new()
+        }
+        None => {
+            checker.error(0..0, "instance", Problem::NoInstances);
+            Vec::new()
+        }
+    };
+    match (global, instances.into_iter().collect::<Option<Vec<_>>>()) {
+        (Some(global), Some(instances)) if checker.errors.is_empty() => {
+            let mut warnings = checker.warnings;
+            warnings.sort_by_key(|warning| (warning.at.line, warning.at.column));
+            Ok(Config {
+                global,
+                instances,
+                warnings,
+            })
+        }
+        _ => {
+            debug_assert!(
+                !checker.errors.is_empty(),
+                "every refused value records an error"
+            );
+            Err(ConfigErrors::new(checker.errors))
+        }
+    }
+}
+
+/// Collects errors and warnings, and remembers what earlier instances used.
+struct Checker<'s> {
+    source: &'s Source<'s>,
+    errors: Vec<ConfigError>,
+    warnings: Vec<Diagnostic>,
+    /// Instance name → line of its `name`.
+    names: HashMap<String, usize>,
+    /// (interface, VRID, family) → (instance name, line of its `vrid`).
+    vrids: HashMap<(String, u8, Family), (String, usize)>,
+    /// VIP address → (key, line) where it was first listed.
+    vips: HashMap<IpAddr, (String, usize)>,
+}
+
+/// An instance's address, with where it was written, for the one-family rule.
+struct Written {
+    address: IpAddr,
+    span: Range<usize>,
+    key: String,
+}
+
+impl Checker<'_> {
+    fn error(&mut self, span: Range<usize>, key: impl Into<String>, problem: Problem) {
+        self.errors.push(ConfigError::Invalid {
+            at: self.source.locate(span.start),
+            key: key.into(),
+            problem,
+        });
+    }
+
+    fn warn(&mut self, span: Range<usize>, key: impl Into<String>, warning: Warning) {
+        self.warnings.push(Diagnostic {
+            at: self.source.locate(span.start),
+            key: key.into(),
+            warning,
+        });
+    }
+
+    fn line(&self, span: &Range<usize>) -> usize {
+        self.source.locate(span.start).line
+    }
+
+    fn global(
+        &mut self,
+        global: Option<Spanned<FileGlobal>>,
+        hostname: impl FnOnce() -> Option<String>,
+    ) -> Option<Global> {
+        const KEY: &str = "global.node_name";
+        let header = global.as_ref().map_or(0..0, Spanned::span);
+        let node_name = match global.and_then(|global| global.into_inner().node_name) {
+            Some(name) => {
+                let rule = names::check_node_name;
+                self.name(&name, KEY.to_owned(), rule, Problem::NodeName)?
+            }
+            None => match hostname() {
+                Some(name) => name,
+                None => {
+                    self.error(header, KEY, Problem::NoHostname);
+                    return None;
+                }
+            },
+        };
+        Some(Global { node_name })
+    }
+
+    /// Every rule about one `[[instance]]`; `None` when any of them failed.
+    fn instance(&mut self, index: usize, instance: Spanned<FileInstance>) -> Option<Instance> {
+        let header = instance.span();
+        let file = instance.into_inner();
+        let key = |field: &str| format!("instance[{index}].{field}");
+
+        let name = self
+            .required(&file.name, &header, key("name"))
+            .and_then(|name| {
+                let rule = names::check_instance_name;
+                self.name(name, key("name"), rule, Problem::InstanceName)
+            });
+        let interface = self
+            .required(&file.interface, &header, key("interface"))
+            .and_then(|interface| self.interface_name(interface, key("interface")));
+        let vrid = self
+            .required(&file.vrid, &header, key("vrid"))
+            .and_then(|vrid| self.vrid(vrid, key("vrid")));
+        let version = self.version(file.version.as_ref(), key("version"));
+        let priority = self.priority(file.priority.as_ref(), key("priority"));
+        let advert_interval = version.and_then(|version| {
+            let setting = file.advert_interval.as_ref();
+            self.advert_interval(setting, version, key("advert_interval"))
+        });
+        let preempt = file.preempt.as_ref().is_none_or(|p| *p.get_ref());
+        let fast_preempt = file.fast_preempt.as_ref().is_some_and(|f| *f.get_ref());
+        let preempt_delay = match &file.preempt_delay {
+            None => Some(Duration::ZERO),
+            Some(delay) => self.preempt_delay(delay, key("preempt_delay")),
+        };
+
+        // Addresses: parse each, then settle the family from the first one written.
+        let mut written = Vec::new();
+        let vips = self
+            .required(&file.vips, &header, key("vips"))
+            .and_then(|vips| self.vips(vips, interface.as_deref(), key("vips"), &mut written));
+        // A Backup does not hold the VIPs: it cannot send from one, and a peer that is a
+        // VIP is whichever node is Master, possibly this one.
+        let vip_addresses: Vec<IpAddr> = written.iter().map(|vip| vip.address).collect();
+        let unicast_source = file.unicast_source.as_ref().and_then(|source| {
+            let address = self.host(source, key("unicast_source"))?;
+            if vip_addresses.contains(&address) {
+                let problem = Problem::UnicastIsVip(address);
+                self.error(source.span(), key("unicast_source"), problem);
+                return None;
+            }
+            written.push(Written {
+                address,
+                span: source.span(),
+                key: key("unicast_source"),
+            });
+            Some(address)
+        });
+        let unicast_peers = self.peers(index, &file, unicast_source, &vip_addresses, &mut written);
+        let family = self.family(&written);
+
+        // Rules between settings.
+        if let (Some(version), Some(Family::Ipv6)) = (&file.version, family) {
+            if *version.get_ref() == 2 {
+                self.error(version.span(), key("version"), Problem::V2WithIpv6);
+            }
+        }
+        if let (Some(OWNER_PRIORITY), Some(setting)) = (priority, &file.preempt) {
+            if !setting.get_ref() {
+                self.error(setting.span(), key("preempt"), Problem::OwnerWithoutPreempt);
+            }
+        }
+        let auth = self.auth(file.auth_pass.as_ref(), version, key("auth_pass"));
+        let checksum_mode = self.checksum_mode(&file, version, family, key("v3_checksum_as_v2"));
+        self.preempt_warnings(&file, preempt, priority, preempt_delay, &key);
+
+        // Rules between instances.
+        if let (Some(name), Some(setting)) = (&name, &file.name) {
+            self.unique_name(name, setting.span(), key("name"));
+        }
+        if let (Some(interface), Some(vrid), Some(family), Some(setting)) =
+            (&interface, vrid, family, &file.vrid)
+        {
+            let owner = name.clone().unwrap_or_else(|| format!("instance[{index}]"));
+            let slot = (interface.clone(), vrid, family);
+            self.unique_vrid(slot, owner, setting.span(), key("vrid"));
+        }
+
+        Some(Instance {
+            name: name?,
+            interface: interface?,
+            vrid: vrid?,
+            version: version?,
+            family: family?,
+            priority: priority?,
+            advert_interval: advert_interval?,
+            preempt,
+            preempt_delay: preempt_delay?,
+            fast_preempt,
+            unicast_source: match file.unicast_source {
+                Some(_) => Some(unicast_source?),
+                None => None,
+            },
+            unicast_peers: unicast_peers?,
+            vips: vips?,
+            auth: auth?,
+            checksum_mode: checksum_mode?,
+        })
+    }
+
+    /// The setting, or a "missing" error at the instance's header.
+    fn required<'f, T>(
+        &mut self,
+        setting: &'f Option<Spanned<T>>,
+        header: &Range<usize>,
+        key: String,
+    ) -> Option<&'f Spanned<T>> {
+        if setting.is_none() {
+            self.error(header.clone(), key, Problem::Missing);
+        }
+        setting.as_ref()
+    }
+
+    fn vrid(&mut self, setting: &Spanned<i64>, key: String) -> Option<u8> {
+        let value = *setting.get_ref();
+        match u8::try_from(value) {
+            Ok(vrid) if vrid != 0 => Some(vrid),
+            _ => {
+                self.error(setting.span(), key, Problem::Vrid(value));
+                None
+            }
+        }
+    }
+
+    fn version(&mut self, setting: Option<&Spanned<i64>>, key: String) -> Option<Version> {
+        let Some(setting) = setting else {
+            return Some(Version::V3);
+        };
+        match *setting.get_ref() {
+            2 => Some(Version::V2),
+            3 => Some(Version::V3),
+            other => {
+                self.error(setting.span(), key, Problem::Version(other));
+                None
+            }
+        }
+    }
+
+    fn priority(&mut self, setting: Option<&Spanned<i64>>, key: String) -> Option<u8> {
+        let Some(setting) = setting else {
+            return Some(DEFAULT_PRIORITY);
+        };
+        let value = *setting.get_ref();
+        let problem = match u8::try_from(value) {
+            Ok(0) => Problem::PriorityZero,
+            Ok(priority) => return Some(priority),
+            Err(_) => Problem::Priority(value),
+        };
+        self.error(setting.span(), key, problem);
+        None
+    }
+
+    fn unique_name(&mut self, name: &str, span: Range<usize>, key: String) {
+        if let Some(&line) = self.names.get(name) {
+            let name = name.to_owned();
+            self.error(span, key, Problem::DuplicateName { name, line });
+        } else {
+            let line = self.line(&span);
+            self.names.insert(name.to_owned(), line);
+        }
+    }
+
+    /// keepalived allows a repeated VRID across unicast instances with disjoint peers
+    /// (#2022); we do not, since one VRID per segment is what the RFC and operators expect.
+    fn unique_vrid(
+        &mut self,
+        slot: (String, u8, Family),
+        owner: String,
+        span: Range<usize>,
+        key: String,
+    ) {
+        if let Some((other, line)) = self.vrids.get(&slot).cloned() {
+            let (interface, vrid, family) = slot;
+            let problem = Problem::DuplicateVrid {
+                vrid,
+                interface,
+                family: family_name(family),
+                other,
+                line,
+            };
+            self.error(span, key, problem);
+        } else {
+            let line = self.line(&span);
+            self.vrids.insert(slot, (owner, line));
+        }
+    }
+
+    /// The name if `rule` accepts it; otherwise the error `problem` makes of the refusal.
+    fn name(
+        &mut self,
+        setting: &Spanned<String>,
+        key: String,
+        rule: impl FnOnce(&str) -> Result<(), NameError>,
+        problem: fn(String, NameError) -> Problem,
+    ) -> Option<String> {
+        let text = setting.get_ref();
+        match rule(text) {
+            Ok(()) => Some(text.clone()),
+            Err(why) => {
+                self.error(setting.span(), key, problem(text.clone(), why));
+                None
+            }
+        }
+    }
+
+    fn interface_name(&mut self, setting: &Spanned<String>, key: String) -> Option<String> {
+        self.name(setting, key, names::check_interface, Problem::InterfaceName)
+    }
+
+    fn duration(&mut self, setting: &Spanned<FileDuration>, key: &str) -> Option<Duration> {
+        let text = &setting.get_ref().0;
+        match duration::parse(text) {
+            Ok(value) => Some(value),
+            Err(why) => {
+                self.error(setting.span(), key, Problem::Duration(text.clone(), why));
+                None
+            }
+        }
+    }
+
+    /// RFC 3768 §5.3.7 (v2: whole seconds, 8 bits) and RFC 5798 §5.2.7 (v3: centiseconds,
+    /// 12 bits). keepalived rounds what does not fit; we refuse, so the file says what
+    /// goes on the wire.
+    fn advert_interval(
+        &mut self,
+        setting: Option<&Spanned<FileDuration>>,
+        version: Version,
+        key: String,
+    ) -> Option<Centis> {
+        let Some(setting) = setting else {
+            return Some(Centis::ONE_SECOND);
+        };
+        let interval = self.duration(setting, &key)?;
+        let text = setting.get_ref().0.clone();
+        let centis = match version {
+            Version::V2 => Centis::from_duration(interval)
+                .filter(|c| c.whole_seconds().is_some_and(|s| (1..=255).contains(&s))),
+            Version::V3 => Centis::from_duration(interval)
+                .filter(|c| (1..=Centis::MAX_V3.get()).contains(&c.get())),
+        };
+        if centis.is_none() {
+            let problem = match version {
+                Version::V2 => Problem::IntervalV2(text),
+                Version::V3 => Problem::IntervalV3(text),
+            };
+            self.error(setting.span(), key, problem);
+        }
+        centis
+    }
+
+    fn preempt_delay(&mut self, setting: &Spanned<FileDuration>, key: String) -> Option<Duration> {
+        let delay = self.duration(setting, &key)?;
+        if delay > MAX_PREEMPT_DELAY {
+            let problem = Problem::PreemptDelay(setting.get_ref().0.clone());
+            self.error(setting.span(), key, problem);
+            return None;
+        }
+        Some(delay)
+    }
+
+    fn host(&mut self, setting: &Spanned<String>, key: String) -> Option<IpAddr> {
+        match address::parse_host(setting.get_ref()) {
+            Ok(address) => Some(address),
+            Err(why) => {
+                self.error(setting.span(), key, Problem::Address(why));
+                None
+            }
+        }
+    }
+
+    fn vips(
+        &mut self,
+        list: &Spanned<Vec<Spanned<FileVip>>>,
+        interface: Option<&str>,
+        key: String,
+        written: &mut Vec<Written>,
+    ) -> Option<Vec<Vip>> {
+        let entries = list.get_ref();
+        if entries.is_empty() {
+            self.error(list.span(), key, Problem::NoVips);
+            return None;
+        }
+        if entries.len() > MAX_VIPS {
+            self.error(list.span(), key, Problem::TooManyVips(entries.len()));
+            return None;
+        }
+        let mut vips = Vec::with_capacity(entries.len());
+        let mut refused = false;
+        for (position, entry) in entries.iter().enumerate() {
+            match self.vip(entry, interface, &format!("{key}[{position}]"), written) {
+                Some(vip) => vips.push(vip),
+                None => refused = true,
+            }
+        }
+        (!refused).then_some(vips)
+    }
+
+    /// One VIP. Checks the address, the dev and the label independently so that one entry
+    /// reports all its errors; a valid address counts for the family and uniqueness rules
+    /// even when its dev or label is refused.
+    fn vip(
+        &mut self,
+        entry: &Spanned<FileVip>,
+        interface: Option<&str>,
+        key: &str,
+        written: &mut Vec<Written>,
+    ) -> Option<Vip> {
+        let (address, dev, label) = match entry.get_ref() {
+            FileVip::Short(text) => (Some((text, entry.span(), key.to_owned())), None, None),
+            FileVip::Table(table) => {
+                if table.address.is_none() {
+                    self.error(entry.span(), format!("{key}.address"), Problem::Missing);
+                }
+                let address = table
+                    .address
+                    .as_ref()
+                    .map(|address| (address.get_ref(), address.span(), format!("{key}.address")));
+                (address, table.dev.as_ref(), table.label.as_ref())
+            }
+        };
+        let parsed = address.and_then(|(text, span, key)| match address::parse_vip(text) {
+            Ok((address, prefix_len)) => {
+                self.unique_vip(address, span.clone(), key.clone());
+                written.push(Written { address, span, key });
+                Some((address, prefix_len))
+            }
+            Err(why) => {
+                self.error(span, key, Problem::Address(why));
+                None
+            }
+        });
+        // Without a dev, the instance's interface (whose own error is already reported).
+        let dev = match dev {
+            Some(dev) => self.interface_name(dev, format!("{key}.dev")),
+            None => interface.map(str::to_owned),
+        };
+        let label = match label {
+            None => Some(None),
+            Some(label) => {
+                let address = parsed.map(|(address, _)| address);
+                self.label(label, address, dev.as_deref(), format!("{key}.label"))
+                    .map(Some)
+            }
+        };
+        let (address, prefix_len) = parsed?;
+        Some(Vip {
+            address,
+            prefix_len,
+            dev: dev?,
+            label: label?,
+        })
+    }
+
+    /// `None` when refused, or when it cannot be judged because the address or the dev
+    /// was refused (and reported) already.
+    fn label(
+        &mut self,
+        label: &Spanned<String>,
+        address: Option<IpAddr>,
+        dev: Option<&str>,
+        key: String,
+    ) -> Option<String> {
+        if address.is_some_and(|address| address.is_ipv6()) {
+            self.error(label.span(), key, Problem::LabelOnIpv6);
+            return None;
+        }
+        let dev = dev?;
+        self.name(
+            label,
+            key,
+            |text| names::check_label(text, dev),
+            Problem::Label,
+        )
+    }
+
+    /// A VIP may appear once in the whole file: two routers holding one address fight.
+    fn unique_vip(&mut self, address: IpAddr, span: Range<usize>, key: String) {
+        if let Some((first_key, line)) = self.vips.get(&address).cloned() {
+            let problem = Problem::DuplicateVip {
+                address,
+                key: first_key,
+                line,
+            };
+            self.error(span, key, problem);
+        } else {
+            let line = self.line(&span);
+            self.vips.insert(address, (key, line));
+        }
+    }
+
+    fn peers(
+        &mut self,
+        index: usize,
+        file: &FileInstance,
+        source: Option<IpAddr>,
+        vips: &[IpAddr],
+        written: &mut Vec<Written>,
+    ) -> Option<Vec<IpAddr>> {
+        let key = format!("instance[{index}].unicast_peers");
+        let Some(list) = &file.unicast_peers else {
+            // A source with no peer is a half-written unicast setup, not a multicast one.
+            if let Some(setting) = &file.unicast_source {
+                let key = format!("instance[{index}].unicast_source");
+                self.error(setting.span(), key, Problem::SourceWithoutPeers);
+            }
+            return Some(Vec::new());
+        };
+        if list.get_ref().is_empty() {
+            // keepalived took an empty list as multicast, and a template that rendered
+            // one broke OpenShift bootstraps; an empty list is always a mistake.
+            self.error(list.span(), key, Problem::EmptyPeers);
+            return None;
+        }
+        let mut peers = Vec::new();
+        let mut refused = false;
+        for (position, entry) in list.get_ref().iter().enumerate() {
+            let key = format!("{key}[{position}]");
+            let Some(peer) = self.host(entry, key.clone()) else {
+                refused = true;
+                continue;
+            };
+            written.push(Written {
+                address: peer,
+                span: entry.span(),
+                key: key.clone(),
+            });
+            let problem = if Some(peer) == source {
+                Problem::PeerIsSource(peer)
+            } else if vips.contains(&peer) {
+                Problem::UnicastIsVip(peer)
+            } else if peers.contains(&peer) {
+                Problem::DuplicatePeer(peer)
+            } else {
+                peers.push(peer);
+                continue;
+            };
+            self.error(entry.span(), key, problem);
+            refused = true;
+        }
+        (!refused).then_some(peers)
+    }
+
+    /// The family of the first address written (VIPs first, as keepalived takes it from
+    /// `virtual_ipaddress`); every other address must match it.
+    fn family(&mut self, written: &[Written]) -> Option<Family> {
+        let first = written.first()?;
+        let family = Family::of(&first.address);
+        let mut mixed = false;
+        for other in written.iter().filter(|w| Family::of(&w.address) != family) {
+            let problem = Problem::MixedFamily {
+                address: other.address,
+                found: family_name(Family::of(&other.address)),
+                family: family_name(family),
+                by: first.key.clone(),
+                line: self.line(&first.span),
+            };
+            self.error(other.span.clone(), other.key.clone(), problem);
+            mixed = true;
+        }
+        (!mixed).then_some(family)
+    }
+
+    fn auth(
+        &mut self,
+        setting: Option<&Spanned<String>>,
+        version: Option<Version>,
+        key: String,
+    ) -> Option<Auth> {
+        let Some(setting) = setting else {
+            return Some(Auth::None);
+        };
+        let password = setting.get_ref().as_bytes();
+        if version == Some(Version::V3) {
+            self.error(setting.span(), key, Problem::AuthWithV3);
+            return None;
+        }
+        let mut field = [0u8; 8];
+        if password.is_empty() || password.len() > field.len() {
+            self.error(setting.span(), key, Problem::AuthLength(password.len()));
+            return None;
+        }
+        field[..password.len()].copy_from_slice(password);
+        Some(Auth::SimplePassword(field))
+    }
+
+    fn checksum_mode(
+        &mut self,
+        file: &FileInstance,
+        version: Option<Version>,
+        family: Option<Family>,
+        key: String,
+    ) -> Option<ChecksumMode> {
+        let Some(setting) = &file.v3_checksum_as_v2 else {
+            return Some(ChecksumMode::PseudoHeader);
+        };
+        if !setting.get_ref() {
+            return Some(ChecksumMode::PseudoHeader);
+        }
+        let problem = match (version, family) {
+            (Some(Version::V2), _) => Problem::ChecksumWithV2,
+            (_, Some(Family::Ipv6)) => Problem::ChecksumWithIpv6,
+            _ => return Some(ChecksumMode::V2Compatible),
+        };
+        self.error(setting.span(), key, problem);
+        None
+    }
+
+    fn preempt_warnings(
+        &mut self,
+        file: &FileInstance,
+        preempt: bool,
+        priority: Option<u8>,
+        preempt_delay: Option<Duration>,
+        key: &dyn Fn(&str) -> String,
+    ) {
+        let delay_set = preempt_delay.is_some_and(|delay| !delay.is_zero());
+        if let (true, Some(setting)) = (delay_set, &file.preempt_delay) {
+            if !preempt {
+                let warning = Warning::PreemptDelayWithoutPreempt;
+                self.warn(setting.span(), key("preempt_delay"), warning);
+            } else if priority == Some(OWNER_PRIORITY) {
+                let warning = Warning::PreemptDelayOnOwner;
+                self.warn(setting.span(), key("preempt_delay"), warning);
+            }
+        }
+        if let Some(setting) = &file.fast_preempt {
+            if *setting.get_ref() && !preempt {
+                let warning = Warning::FastPreemptWithoutPreempt;
+                self.warn(setting.span(), key("fast_preempt"), warning);
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{parse_valid as parse, parse_with_hostname};
+
+    const MINIMAL: &str = r#"
+[[instance]]
+name = "web"
+interface = "eth0"
+vrid = 51
+vips = ["192.0.2.50"]
+"#;
+
+    fn problems(text: &str) -> Vec<Problem> {
+        problems_with_hostname(text, Some("testhost".into()))
+    }
+
+    fn problems_with_hostname(text: &str, hostname: Option<String>) -> Vec<Problem> {
+        match parse_with_hostname(text, "t.toml", || hostname) {
+            Ok(_) => Vec::new(),
+            Err(errors) => errors.iter().filter_map(|e| e.problem().cloned()).collect(),
+        }
+    }
+
+    #[test]
+    fn defaults_are_keepalived_s_except_the_version() {
+        let config = parse(MINIMAL);
+        assert_eq!(config.global.node_name, "testhost");
+        let instance = &config.instances[0];
+        assert_eq!(instance.version, Version::V3);
+        assert_eq!(instance.family, Family::Ipv4);
+        assert_eq!(instance.priority, 100);
+        assert_eq!(instance.advert_interval, Centis::ONE_SECOND);
+        assert!(instance.preempt);
+        assert_eq!(instance.preempt_delay, Duration::ZERO);
+        assert!(!instance.fast_preempt);
+        assert_eq!(instance.unicast_source, None);
+        assert!(instance.unicast_peers.is_empty());
+        assert_eq!(instance.auth, Auth::None);
+        assert_eq!(instance.checksum_mode, ChecksumMode::PseudoHeader);
+        assert_eq!(
+            instance.vips,
+            [Vip {
+                address: "192.0.2.50".parse().expect("address"),
+                prefix_len: 32,
+                dev: "eth0".into(),
+                label: None,
+            }]
+        );
+        assert_eq!(
+            instance.multicast_group(),
+            Some(IpAddr::V4(MULTICAST_GROUP_V4))
+        );
+        assert!(config.warnings.is_empty());
+    }
+
+    #[test]
+    fn the_hostname_is_asked_only_when_node_name_is_missing() {
+        let text = format!("[global]\nnode_name = \"lb1\"\n{MINIMAL}");
+        let config = parse_with_hostname(&text, "t.toml", || panic!("not needed"));
+        assert_eq!(config.map(|c| c.global.node_name).ok(), Some("lb1".into()));
+        assert_eq!(problems_with_hostname(MINIMAL, None), [Problem::NoHostname]);
+    }
+
+    #[test]
+    fn v2_password_is_zero_padded_and_interval_whole_seconds() {
+        let text = MINIMAL.replace(
+            "vrid = 51",
+            "vrid = 51\nversion = 2\nauth_pass = \"abc\"\nadvert_interval = \"3s\"",
+        );
+        let instance = &parse(&text).instances[0];
+        assert_eq!(instance.auth, Auth::SimplePassword(*b"abc\0\0\0\0\0"));
+        assert_eq!(instance.advert_interval, Centis::from_seconds(3));
+        assert_eq!(instance.version, Version::V2);
+    }
+
+    #[test]
+    fn v3_interval_is_kept_in_centiseconds() {
+        let text = MINIMAL.replace("vrid = 51", "vrid = 51\nadvert_interval = \"40.95s\"");
+        assert_eq!(parse(&text).instances[0].advert_interval, Centis::MAX_V3);
+        let text = MINIMAL.replace("vrid = 51", "vrid = 51\nadvert_interval = \"10ms\"");
+        assert_eq!(parse(&text).instances[0].advert_interval, Centis::new(1));
+    }
+
+    #[test]
+    fn checksum_as_v2_switches_the_mode() {
+        let text = MINIMAL.replace("vrid = 51", "vrid = 51\nv3_checksum_as_v2 = true");
+        assert_eq!(
+            parse(&text).instances[0].checksum_mode,
+            ChecksumMode::V2Compatible
+        );
+    }
+
+    #[test]
+    fn the_family_comes_from_the_addresses() {
+        let text = MINIMAL.replace("192.0.2.50", "2001:db8::50");
+        let instance = &parse(&text).instances[0];
+        assert_eq!(instance.family, Family::Ipv6);
+        assert_eq!(instance.vips[0].prefix_len, 128);
+        assert_eq!(
+            instance.multicast_group(),
+            Some(IpAddr::V6(MULTICAST_GROUP_V6))
+        );
+    }
+
+    #[test]
+    fn unicast_has_no_multicast_group() {
+        let text = MINIMAL.replace("vrid = 51", "vrid = 51\nunicast_peers = [\"192.0.2.12\"]");
+        let instance = &parse(&text).instances[0];
+        assert_eq!(
+            instance.unicast_peers,
+            ["192.0.2.12".parse::<IpAddr>().expect("ip")]
+        );
+        assert_eq!(instance.multicast_group(), None);
+    }
+
+    #[test]
+    fn timers_use_the_configured_priority_and_interval() {
+        let text = MINIMAL.replace("vrid = 51", "vrid = 51\npriority = 251");
+        let timers = parse(&text).instances[0].timers();
+        // keepalived's "about 20 ms" skew for priority 251 at 1 s.
+        assert_eq!(timers.skew_time, Duration::from_micros(19_531));
+    }
+
+    #[test]
+    fn one_bad_value_does_not_hide_the_others() {
+        let text = MINIMAL.replace("vrid = 51", "vrid = 0\npriority = 300\nversion = 7");
+        assert_eq!(
+            problems(&text),
+            [
+                Problem::Vrid(0),
+                Problem::Priority(300),
+                Problem::Version(7)
+            ]
+        );
+    }
+
+    #[test]
+    fn a_vip_with_a_bad_dev_still_counts_for_uniqueness() {
+        let text = MINIMAL.replace(
+            "vips = [\"192.0.2.50\"]",
+            "vips = [{ address = \"192.0.2.50\", dev = \"a/b\" }, \"192.0.2.50\"]",
+        );
+        let found = problems(&text);
+        assert!(matches!(found[0], Problem::InterfaceName(..)), "{found:?}");
+        assert!(
+            matches!(found[1], Problem::DuplicateVip { .. }),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn warnings_do_not_fail_the_load() {
+        let text = MINIMAL.replace(
+            "vrid = 51",
+            "vrid = 51\npreempt = false\nfast_preempt = true\npreempt_delay = \"5s\"",
+        );
+        let config = parse(&text);
+        let warnings: Vec<&Warning> = config.warnings.iter().map(|d| &d.warning).collect();
+        assert_eq!(
+            warnings,
+            [
+                &Warning::FastPreemptWithoutPreempt,
+                &Warning::PreemptDelayWithoutPreempt
+            ]
+        );
+        assert_eq!(config.warnings[1].key, "instance[0].preempt_delay");
+        assert_eq!(config.warnings[1].at.line, 8);
+    }
+}
