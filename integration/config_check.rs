@@ -153,7 +153,7 @@ vips = ["192.0.2.50"]
         [
             "",
             "[global]",
-            "node_name = \"lb1\"",
+            "node_name = \"lb1\"", "garp_master_repeat = 5", "garp_master_delay = \"5s\"", "garp_master_refresh = \"0s\"", "garp_lower_prio_repeat = 5",
             "",
             "[[instance]]",
             "name = \"web\"",
@@ -164,7 +164,7 @@ vips = ["192.0.2.50"]
             "advert_interval = \"1s\"",
             "preempt = true",
             "preempt_delay = \"0s\"",
-            "fast_preempt = false",
+            "fast_preempt = false", "garp_master_repeat = 5", "garp_master_delay = \"5s\"", "garp_master_refresh = \"0s\"", "garp_lower_prio_repeat = 5",
             "v3_checksum_as_v2 = false",
             "vips = [",
             "  { address = \"192.0.2.50/32\", dev = \"eth0\" },",
@@ -1058,7 +1058,7 @@ vips = ["192.0.2.50/24"]
         r#"[global]
 router_id = "lb1"
 "#,
-        "2:1: global.router_id: unknown key `router_id`, expected `node_name`",
+        "2:1: global.router_id: unknown key `router_id`, expected one of `node_name`,",
     );
     rejects(
         r#"[[instance]]
@@ -1271,4 +1271,66 @@ fn help_documents_the_exit_codes() {
 fn a_bad_command_line_exits_1() {
     assert_eq!(vipkeeper(&["frobnicate"]).code, Some(1));
     assert_eq!(vipkeeper(&["check", "--bogus"]).code, Some(1));
+}
+
+// ---------------------------------------------------------------------------------------
+// Announcements (keepalived's garp_* knobs)
+
+#[test]
+fn garp_settings_inherit_from_global_and_can_be_overridden() {
+    let outcome = accepts(
+        r#"[global]
+node_name = "lb1"
+garp_master_repeat = 3
+garp_master_refresh = "60s"
+[[instance]]
+name = "web"
+interface = "eth0"
+vrid = 51
+garp_master_delay = "0s"
+garp_lower_prio_repeat = 1
+vips = ["192.0.2.50"]
+"#,
+    );
+    let instance = outcome
+        .stdout
+        .split("[[instance]]")
+        .nth(1)
+        .expect("an instance");
+    for line in [
+        "garp_master_repeat = 3",
+        "garp_master_delay = \"0s\"",
+        "garp_master_refresh = \"60s\"",
+        "garp_lower_prio_repeat = 1",
+    ] {
+        assert!(instance.contains(line), "{line} missing from:\n{instance}");
+    }
+}
+
+#[test]
+fn garp_settings_out_of_range_are_rejected() {
+    rejects(
+        "[global]\nnode_name = \"lb1\"\ngarp_master_repeat = 101\n",
+        "3:22: global.garp_master_repeat: must be 0..100 announcements per VIP, got 101",
+    );
+    rejects(
+        r#"[[instance]]
+name = "web"
+interface = "eth0"
+vrid = 51
+garp_master_refresh = "500ms"
+vips = ["192.0.2.50"]
+"#,
+        "5:23: instance[0].garp_master_refresh: garp_master_refresh must be 0s (off) or 1s..24h",
+    );
+    rejects(
+        r#"[[instance]]
+name = "web"
+interface = "eth0"
+vrid = 51
+garp_master_delay = "2000s"
+vips = ["192.0.2.50"]
+"#,
+        "5:21: instance[0].garp_master_delay: garp_master_delay must be 0s (no second burst)..1000s",
+    );
 }

@@ -9,7 +9,7 @@
 use std::fmt::Write;
 
 use super::duration;
-use super::validate::{family_name, Config, Instance};
+use super::validate::{family_name, Config, Garp, Instance};
 use crate::vrrp::packet::{Auth, ChecksumMode};
 use crate::vrrp::{Family, Version, OWNER_PRIORITY};
 
@@ -21,11 +21,29 @@ pub fn effective_settings(config: &Config) -> String {
         &mut out,
         format_args!("node_name = {}", quote(&config.global.node_name)),
     );
+    render_garp(&mut out, &config.global.garp);
     for instance in &config.instances {
         out.push('\n');
         render_instance(&mut out, instance);
     }
     out
+}
+
+fn render_garp(out: &mut String, garp: &Garp) {
+    line(
+        out,
+        format_args!("garp_master_repeat = {}", garp.master_repeat),
+    );
+    let delay = duration::format(garp.master_delay);
+    line(out, format_args!("garp_master_delay = \"{delay}\""));
+    let refresh = garp
+        .master_refresh
+        .map_or("0s".to_owned(), duration::format);
+    line(out, format_args!("garp_master_refresh = \"{refresh}\""));
+    line(
+        out,
+        format_args!("garp_lower_prio_repeat = {}", garp.lower_prio_repeat),
+    );
 }
 
 fn render_instance(out: &mut String, instance: &Instance) {
@@ -53,6 +71,7 @@ fn render_instance(out: &mut String, instance: &Instance) {
         out,
         format_args!("fast_preempt = {}", instance.fast_preempt),
     );
+    render_garp(out, &instance.garp);
     if let Auth::SimplePassword(password) = &instance.auth {
         let len = password.iter().take_while(|&&byte| byte != 0).count();
         line(
@@ -163,6 +182,10 @@ mod tests {
     const PAIR_NODE: &str = r#"
 [global]
 node_name = "lb1"
+garp_master_repeat = 5
+garp_master_delay = "5s"
+garp_master_refresh = "0s"
+garp_lower_prio_repeat = 5
 
 [[instance]]
 name = "web"
@@ -186,6 +209,10 @@ vips = ["2001:db8::50/64"]
         let shown = effective_settings(&parse(PAIR_NODE));
         let expected = r#"[global]
 node_name = "lb1"
+garp_master_repeat = 5
+garp_master_delay = "5s"
+garp_master_refresh = "0s"
+garp_lower_prio_repeat = 5
 
 [[instance]]
 name = "web"
@@ -197,6 +224,10 @@ advert_interval = "1s"
 preempt = true
 preempt_delay = "0s"
 fast_preempt = false
+garp_master_repeat = 5
+garp_master_delay = "5s"
+garp_master_refresh = "0s"
+garp_lower_prio_repeat = 5
 v3_checksum_as_v2 = false
 unicast_source = "192.0.2.11"
 unicast_peers = ["192.0.2.12"]
@@ -218,6 +249,10 @@ advert_interval = "100ms"
 preempt = true
 preempt_delay = "0s"
 fast_preempt = false
+garp_master_repeat = 5
+garp_master_delay = "5s"
+garp_master_refresh = "0s"
+garp_lower_prio_repeat = 5
 vips = [
   { address = "2001:db8::50/64", dev = "eth0" },
 ]

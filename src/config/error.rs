@@ -176,6 +176,12 @@ pub enum Problem {
     IntervalV3(String),
     #[error("preempt_delay must be 0s..1000s (keepalived's range), got {0:?}")]
     PreemptDelay(String),
+    #[error("must be 0..100 announcements per VIP, got {0}")]
+    GarpRepeat(i64),
+    #[error("garp_master_delay must be 0s (no second burst)..1000s, got {0:?}")]
+    GarpDelay(String),
+    #[error("garp_master_refresh must be 0s (off) or 1s..24h, got {0:?}")]
+    GarpRefresh(String),
 
     #[error("{0}")]
     Address(AddressError),

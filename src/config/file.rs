@@ -32,6 +32,11 @@ pub struct FileConfig {
 #[serde(deny_unknown_fields)]
 pub struct FileGlobal {
     pub node_name: Option<Spanned<String>>,
+    // keepalived's gratuitous ARP / unsolicited NA knobs; each [[instance]] may override.
+    pub garp_master_repeat: Option<Spanned<i64>>,
+    pub garp_master_delay: Option<Spanned<FileDuration>>,
+    pub garp_master_refresh: Option<Spanned<FileDuration>>,
+    pub garp_lower_prio_repeat: Option<Spanned<i64>>,
 }
 
 /// One `[[instance]]`: a virtual router.
@@ -55,6 +60,10 @@ pub struct FileInstance {
     pub vips: Option<Spanned<Vec<Spanned<FileVip>>>>,
     pub auth_pass: Option<Spanned<String>>,
     pub v3_checksum_as_v2: Option<Spanned<bool>>,
+    pub garp_master_repeat: Option<Spanned<i64>>,
+    pub garp_master_delay: Option<Spanned<FileDuration>>,
+    pub garp_master_refresh: Option<Spanned<FileDuration>>,
+    pub garp_lower_prio_repeat: Option<Spanned<i64>>,
 }
 
 /// A duration as written, e.g. `"1.5s"`; `duration::parse` gives it meaning.

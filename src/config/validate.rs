@@ -48,6 +48,34 @@ pub struct Config {
 pub struct Global {
     /// This machine's name in logs and status; the hostname unless set.
     pub node_name: String,
+    /// Announcement defaults for every instance.
+    pub garp: Garp,
+}
+
+/// When a Master announces its VIPs (gratuitous ARP for IPv4, unsolicited NA for IPv6),
+/// with keepalived's names and defaults.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Garp {
+    /// Frames per VIP on becoming Master (`garp_master_repeat`, default 5).
+    pub master_repeat: u32,
+    /// Delay of the second burst after becoming Master; zero: none (default 5 s).
+    pub master_delay: Duration,
+    /// Period of announcements while Master (`garp_master_refresh`, default off).
+    pub master_refresh: Option<Duration>,
+    /// Frames per VIP when a Master hears a lower priority: split-brain repair
+    /// (`garp_lower_prio_repeat`, default: `master_repeat`).
+    pub lower_prio_repeat: u32,
+}
+
+impl Default for Garp {
+    fn default() -> Garp {
+        Garp {
+            master_repeat: 5,
+            master_delay: Duration::from_secs(5),
+            master_refresh: None,
+            lower_prio_repeat: 5,
+        }
+    }
 }
 
 /// One virtual router: a VRID on an interface, for one address family.
@@ -76,6 +104,7 @@ pub struct Instance {
     pub vips: Vec<Vip>,
     pub auth: Auth,
     pub checksum_mode: ChecksumMode,
+    pub garp: Garp,
 }
 
 impl Instance {
@@ -138,12 +167,18 @@ pub fn validate(
         vips: HashMap::new(),
     };
     let global = checker.global(file.global, hostname);
+    // Instances inherit the global announcement settings; when [global] itself is wrong
+    // its errors are reported and the defaults stand in so instances are still checked.
+    let global_garp = global
+        .as_ref()
+        .map(|global| global.garp)
+        .unwrap_or_default();
     let instances: Vec<Option<Instance>> = match file.instance {
         Some(list) if !list.get_ref().is_empty() => list
             .into_inner()
             .into_iter()
             .enumerate()
-            .map(|(index, instance)| checker.instance(index, instance))
+            .map(|(index, instance)| checker.instance(index, instance, global_garp))
             .collect(),
         Some(list) => {
             checker.error(list.span(), "instance", Problem::NoInstances);
@@ -222,7 +257,18 @@ impl Checker<'_> {
     ) -> Option<Global> {
         const KEY: &str = "global.node_name";
         let header = global.as_ref().map_or(0..0, Spanned::span);
-        let node_name = match global.and_then(|global| global.into_inner().node_name) {
+        let global = global.map(Spanned::into_inner);
+        let garp = match &global {
+            Some(file) => self.garp(
+                Garp::default(),
+                [&file.garp_master_repeat, &file.garp_lower_prio_repeat],
+                &file.garp_master_delay,
+                &file.garp_master_refresh,
+                "global",
+            ),
+            None => Some(Garp::default()),
+        };
+        let node_name = match global.and_then(|global| global.node_name) {
             Some(name) => {
                 let rule = names::check_node_name;
                 self.name(&name, KEY.to_owned(), rule, Problem::NodeName)?
@@ -235,11 +281,90 @@ impl Checker<'_> {
                 }
             },
         };
-        Some(Global { node_name })
+        Some(Global {
+            node_name,
+            garp: garp?,
+        })
+    }
+
+    /// The four announcement keys over `base` (the defaults, or the global settings for an
+    /// instance). `repeats` is `[garp_master_repeat, garp_lower_prio_repeat]`; an unset
+    /// lower-priority repeat follows the master repeat, as in keepalived.
+    fn garp(
+        &mut self,
+        base: Garp,
+        repeats: [&Option<Spanned<i64>>; 2],
+        delay: &Option<Spanned<FileDuration>>,
+        refresh: &Option<Spanned<FileDuration>>,
+        prefix: &str,
+    ) -> Option<Garp> {
+        let key = |field: &str| format!("{prefix}.{field}");
+        let mut garp = base;
+        let mut ok = true;
+        let repeat = |checker: &mut Self, setting: &Spanned<i64>, field: &str| {
+            let value = *setting.get_ref();
+            match u32::try_from(value).ok().filter(|value| *value <= 100) {
+                Some(value) => Some(value),
+                None => {
+                    checker.error(setting.span(), key(field), Problem::GarpRepeat(value));
+                    None
+                }
+            }
+        };
+        if let Some(setting) = repeats[0] {
+            match repeat(self, setting, "garp_master_repeat") {
+                Some(value) => {
+                    garp.master_repeat = value;
+                    garp.lower_prio_repeat = value;
+                }
+                None => ok = false,
+            }
+        }
+        if let Some(setting) = repeats[1] {
+            match repeat(self, setting, "garp_lower_prio_repeat") {
+                Some(value) => garp.lower_prio_repeat = value,
+                None => ok = false,
+            }
+        }
+        if let Some(setting) = delay {
+            let field = key("garp_master_delay");
+            match self.duration(setting, &field) {
+                Some(value) if value <= MAX_PREEMPT_DELAY => garp.master_delay = value,
+                Some(_) => {
+                    let problem = Problem::GarpDelay(setting.get_ref().0.clone());
+                    self.error(setting.span(), field, problem);
+                    ok = false;
+                }
+                None => ok = false,
+            }
+        }
+        if let Some(setting) = refresh {
+            let field = key("garp_master_refresh");
+            match self.duration(setting, &field) {
+                Some(value) if value.is_zero() => garp.master_refresh = None,
+                Some(value)
+                    if (Duration::from_secs(1)..=Duration::from_secs(86_400)).contains(&value) =>
+                {
+                    garp.master_refresh = Some(value)
+                }
+                Some(_) => {
+                    let problem = Problem::GarpRefresh(setting.get_ref().0.clone());
+                    self.error(setting.span(), field, problem);
+                    ok = false;
+                }
+                None => ok = false,
+            }
+        }
+        ok.then_some(garp)
     }
 
     /// Every rule about one `[[instance]]`; `None` when any of them failed.
-    fn instance(&mut self, index: usize, instance: Spanned<FileInstance>) -> Option<Instance> {
+    fn instance(
+        &mut self,
+        index: usize,
+        instance: Spanned<FileInstance>,
+        global_garp: Garp,
+    ) -> Option<Instance> {
         let header = instance.span();
         let file = instance.into_inner();
         let key = |field: &str| format!("instance[{index}].{field}");
@@ -308,6 +433,13 @@ impl Checker<'_> {
         let auth = self.auth(file.auth_pass.as_ref(), version, key("auth_pass"));
         let checksum_mode = self.checksum_mode(&file, version, family, key("v3_checksum_as_v2"));
         self.preempt_warnings(&file, preempt, priority, preempt_delay, &key);
+        let garp = self.garp(
+            global_garp,
+            [&file.garp_master_repeat, &file.garp_lower_prio_repeat],
+            &file.garp_master_delay,
+            &file.garp_master_refresh,
+            &format!("instance[{index}]"),
+        );
 
         // Rules between instances.
         if let (Some(name), Some(setting)) = (&name, &file.name) {
@@ -340,6 +472,7 @@ impl Checker<'_> {
             vips: vips?,
             auth: auth?,
             checksum_mode: checksum_mode?,
+            garp: garp?,
         })
     }
 

@@ -33,9 +33,21 @@ pub struct LinkInfo {
 /// A change reported by the kernel.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum NetlinkEvent {
-    Link { index: u32, name: String, up: bool },
-    AddressAdded { index: u32, address: IpAddr, prefix_len: u8 },
-    AddressRemoved { index: u32, address: IpAddr, prefix_len: u8 },
+    Link {
+        index: u32,
+        name: String,
+        up: bool,
+    },
+    AddressAdded {
+        index: u32,
+        address: IpAddr,
+        prefix_len: u8,
+    },
+    AddressRemoved {
+        index: u32,
+        address: IpAddr,
+        prefix_len: u8,
+    },
 }
 
 #[derive(Debug)]

@@ -1,0 +1,42 @@
+//! What the daemon loop reacts to: everything its tasks observe, as one enum.
+//!
+//! `Event` is the loop's input (the router's is `vrrp::Input`): received packets already
+//! decoded into a `Result`, kernel link and address changes, the outcome of VIP changes, and
+//! signals. Tasks only send events; they never touch a router.
+
+use std::net::IpAddr;
+
+use crate::vrrp::packet::{Advertisement, DecodeError};
+
+/// Index of a VRRP socket in the daemon's socket table.
+pub type SocketId = usize;
+/// Index of an instance in the daemon's instance table.
+pub type InstanceId = usize;
+
+#[derive(Debug)]
+pub enum Event {
+    /// A VRRP message arrived on a socket, decoded by the receive task.
+    Advert {
+        socket: SocketId,
+        src: IpAddr,
+        dst: IpAddr,
+        ttl: u8,
+        result: Result<Advertisement, DecodeError>,
+    },
+    /// Receiving failed (the task keeps going after a short pause).
+    ReceiveFailed { socket: SocketId, error: String },
+    /// An interface went up or down (administratively or its carrier).
+    Link { name: String, up: bool },
+    /// An address disappeared from an interface (ours, by hand, or with its link).
+    AddressRemoved { address: IpAddr },
+    /// A VIP change requested by the loop has been carried out (or failed).
+    VipsChanged {
+        instance: InstanceId,
+        added: bool,
+        failures: Vec<String>,
+    },
+    /// SIGTERM or SIGINT: stop gracefully.
+    Stop { signal: &'static str },
+    /// SIGHUP: reload (the configuration diff arrives with the operations work).
+    Reload,
+}
