@@ -68,7 +68,8 @@ pub struct Host {
 }
 
 impl Host {
-    /// Starts the init of a host in the existing namespace `netns` and waits until it is up.
+    /// Starts the init of a host in the existing namespace `netns`; [`Host::wait_ready`]
+    /// waits for it, so that the hosts of a lab come up in parallel.
     pub(super) fn start(
         name: &str,
         netns: &str,
@@ -112,7 +113,6 @@ impl Host {
                     registry,
                 };
                 // From here on the host's Drop stops the init if anything fails.
-                host.wait_ready()?;
                 Ok(host)
             }
             other => {
@@ -129,7 +129,7 @@ impl Host {
     }
 
     /// Waits for the init's marker file, read through `/proc/<init>/root` (its mount view).
-    fn wait_ready(&self) -> io::Result<()> {
+    pub(super) fn wait_ready(&self) -> io::Result<()> {
         let marker = self.root_path(Path::new("/run/lab-ready"));
         let deadline = Instant::now() + START_TIMEOUT;
         while !marker.exists() {

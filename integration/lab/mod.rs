@@ -248,6 +248,11 @@ impl LabBuilder {
             }
             started.push((host, config));
         }
+        // The inits turn DAD off in their namespace; that must be done before the veths
+        // arrive, or their link-local addresses start tentative.
+        for (host, _) in &started {
+            host.wait_ready()?;
+        }
         // The switch batch first: it creates the veths whose far ends the hosts configure.
         ip_batch(&lab.switch_netns, &switch)?;
         for (host, config) in started {
