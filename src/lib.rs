@@ -2,5 +2,7 @@
 #![forbid(unsafe_code)]
 
 pub mod config;
+pub mod daemon;
 pub mod net;
+pub mod telemetry;
 pub mod vrrp;

@@ -27,7 +27,7 @@ enum Command {
     /// Validate the configuration and print the effective settings of every instance.
     #[command(after_help = EXIT_CODES)]
     Check(ConfigFile),
-    /// Validate the configuration and run the daemon (not built yet: refuses to start).
+    /// Validate the configuration and run the daemon until SIGTERM or SIGINT.
     #[command(after_help = EXIT_CODES)]
     Run(ConfigFile),
 }
@@ -94,13 +94,14 @@ fn run(path: &Path) -> Exit {
     let Some(config) = load(path, "run") else {
         return Exit::ConfigError;
     };
-    eprintln!(
-        "vipkeeper run: {} is valid ({}), but the network side (VRRP sockets, VIP \
-         management, gratuitous ARP) is not built yet; refusing to start",
-        path.display(),
-        plural(config.instances.len(), "instance"),
-    );
-    Exit::RuntimeError
+    vipkeeper::telemetry::init();
+    match vipkeeper::daemon::run(config) {
+        Ok(()) => Exit::Ok,
+        Err(error) => {
+            eprintln!("vipkeeper run: {}: {error}", path.display());
+            Exit::RuntimeError
+        }
+    }
 }
 
 /// Load and validate, printing every error or warning on stderr, one per line.

@@ -9,7 +9,8 @@ use tracing_subscriber::EnvFilter;
 
 /// Install the global subscriber. Called once, by `vipkeeper run`.
 pub fn init() {
-    let filter = EnvFilter::try_from_env("VIPKEEPER_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let filter =
+        EnvFilter::try_from_env("VIPKEEPER_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
     // try_init: a second call (tests) keeps the first subscriber instead of panicking.
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

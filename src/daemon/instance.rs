@@ -1,0 +1,83 @@
+//! One configured instance at run time: its router, its socket, where its adverts go.
+//!
+//! Owns the mapping from the validated [`config::Instance`] to the state machine's
+//! [`RouterConfig`], and the per-instance facts the loop needs around the router. Must not
+//! do I/O.
+
+use std::net::IpAddr;
+use std::time::Instant;
+
+use super::announcer::Target;
+use super::event::SocketId;
+use crate::config;
+use crate::vrrp::{RouterConfig, VirtualRouter};
+
+pub struct InstanceRuntime {
+    pub config: config::Instance,
+    pub router: VirtualRouter,
+    pub socket: SocketId,
+    /// The multicast group, or every unicast peer.
+    pub destinations: Vec<IpAddr>,
+    /// Interfaces whose link state counts: the instance's own and each VIP's `dev`
+    /// (keepalived tracks these implicitly; a VIP on a dead interface cannot be served).
+    pub tracked_interfaces: Vec<String>,
+    /// When the last odd-advert warning was logged, to keep one per minute at most.
+    pub last_warning: Option<Instant>,
+}
+
+impl InstanceRuntime {
+    pub fn new(config: config::Instance, socket: SocketId, primary_address: IpAddr) -> Self {
+        let router = VirtualRouter::new(router_config(&config, primary_address));
+        let destinations = match config.multicast_group() {
+            Some(group) => vec![group],
+            None => config.unicast_peers.clone(),
+        };
+        let mut tracked_interfaces = vec![config.interface.clone()];
+        for vip in &config.vips {
+            if !tracked_interfaces.contains(&vip.dev) {
+                tracked_interfaces.push(vip.dev.clone());
+            }
+        }
+        InstanceRuntime {
+            config,
+            router,
+            socket,
+            destinations,
+            tracked_interfaces,
+            last_warning: None,
+        }
+    }
+
+    pub fn is_unicast(&self) -> bool {
+        !self.config.unicast_peers.is_empty()
+    }
+
+    /// The VIPs as announcement targets, each on its own interface.
+    pub fn announce_targets(&self) -> Vec<Target> {
+        self.config
+            .vips
+            .iter()
+            .map(|vip| Target {
+                interface: vip.dev.clone(),
+                address: vip.address,
+            })
+            .collect()
+    }
+}
+
+/// What the state machine needs of an instance; `primary_address` is our advert source.
+pub fn router_config(instance: &config::Instance, primary_address: IpAddr) -> RouterConfig {
+    RouterConfig {
+        vrid: instance.vrid,
+        version: instance.version,
+        family: instance.family,
+        priority: instance.priority,
+        advert_interval: instance.advert_interval,
+        preempt: instance.preempt,
+        preempt_delay: instance.preempt_delay,
+        fast_preempt: instance.fast_preempt,
+        primary_address,
+        vips: instance.vips.iter().map(|vip| vip.address).collect(),
+        auth: instance.auth.clone(),
+    }
+}

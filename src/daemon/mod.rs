@@ -1,0 +1,534 @@
+//! The daemon: one event loop that owns every virtual router and drives the network.
+//!
+//! ```text
+//!  rx task per socket --Event::Advert (decoded)--+
+//!  netlink monitor ----Event::Link/Address-------+--> loop: routers --SendAdvert--> VrrpSocket::send
+//!  signals ------------Event::Stop/Reload--------+      |
+//!  VIP worker ---------Event::VipsChanged--------+      +--Add/Remove/Announce--> VIP worker
+//!                                                          (netlink, in order) --> announcer (GARP/NA)
+//! ```
+//!
+//! Owns start-up (stale VIPs removed, sockets opened, routers started), the loop, and the
+//! graceful stop. Everything runs on one thread (a tokio `LocalSet`); the loop's only await
+//! is the `select!` over its inputs and the routers' next deadline, and timers win over
+//! events (`biased`), so an advert is never late because of a packet flood, netlink, an
+//! announcement or a log write. Tasks send [`Event`]s; only the loop touches a router.
+
+pub mod announcer;
+pub mod event;
+pub mod instance;
+pub mod rx;
+pub mod vip_worker;
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::rc::Rc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use thiserror::Error;
+use tokio::sync::mpsc::{self, UnboundedReceiver, UnboundedSender};
+use tokio::task::LocalSet;
+use tracing::{debug, error, info, warn};
+
+use self::announcer::AnnounceCommand;
+use self::event::{Event, InstanceId, SocketId};
+use self::instance::InstanceRuntime;
+use self::vip_worker::VipCommand;
+use crate::config::Config;
+use crate::net::linux::netlink::{Netlink, NetlinkError, NetlinkEvent};
+use crate::net::linux::vrrp_socket::{SocketError, VrrpSocket};
+use crate::vrrp::action::{AnnounceReason, DiscardReason};
+use crate::vrrp::packet::{self, Endpoints};
+use crate::vrrp::{Action, Family, Input, State};
+
+/// How long a graceful stop may wait for the VIPs to be removed.
+const SHUTDOWN_BUDGET: Duration = Duration::from_secs(5);
+/// At most one warning about odd adverts per instance per period.
+const WARNING_PERIOD: Duration = Duration::from_secs(60);
+
+/// Why the daemon could not start or had to stop. All are faults of the host's setup
+/// (a missing interface, no permission), reported with exit code 2.
+#[derive(Debug, Error)]
+pub enum DaemonError {
+    #[error("cannot start the runtime: {0}")]
+    Runtime(#[source] std::io::Error),
+    #[error("netlink: {0}")]
+    Netlink(#[from] NetlinkError),
+    #[error("instance {instance}: interface {interface}: {source}")]
+    Interface {
+        instance: String,
+        interface: String,
+        source: NetlinkError,
+    },
+    #[error("instance {instance}: VRRP socket on {interface}: {source}")]
+    Socket {
+        instance: String,
+        interface: String,
+        source: SocketError,
+    },
+    #[error("cannot install signal handlers: {0}")]
+    Signals(#[source] std::io::Error),
+}
+
+/// Run the daemon until SIGTERM or SIGINT.
+pub fn run(config: Config) -> Result<(), DaemonError> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(DaemonError::Runtime)?;
+    LocalSet::new().block_on(&runtime, async move {
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let daemon = Daemon::start(config, events_tx).await?;
+        daemon.run(events_rx).await;
+        Ok(())
+    })
+}
+
+/// The loop's clock: tokio's, so tests on a paused clock see the same time.
+fn now() -> Instant {
+    tokio::time::Instant::now().into_std()
+}
+
+struct SocketEntry {
+    interface: String,
+    family: Family,
+    /// The configured `unicast_source`, part of the socket's identity.
+    bound_source: Option<IpAddr>,
+    socket: Rc<VrrpSocket>,
+}
+
+struct Daemon {
+    instances: Vec<InstanceRuntime>,
+    sockets: Vec<SocketEntry>,
+    /// Last known state of every tracked interface.
+    link_up: HashMap<String, bool>,
+    vip_commands: UnboundedSender<VipCommand>,
+    vip_worker: tokio::task::JoinHandle<()>,
+}
+
+impl Daemon {
+    async fn start(config: Config, events: UnboundedSender<Event>) -> Result<Daemon, DaemonError> {
+        info!(node = %config.global.node_name, instances = config.instances.len(), "starting");
+        // The monitor is subscribed before link states are read, so no change between
+        // the read and the subscription is lost.
+        let monitor = Netlink::monitor()?;
+        let netlink = Netlink::connect()?;
+        for address in netlink.remove_stale_vips().await? {
+            warn!(vip = %address, "removed a VIP left by a previous run");
+        }
+
+        let mut daemon_sockets: Vec<SocketEntry> = Vec::new();
+        let mut link_up = HashMap::new();
+        let mut instances = Vec::new();
+        for instance in config.instances {
+            let key = (
+                &instance.interface,
+                instance.family,
+                instance.unicast_source,
+            );
+            let existing = daemon_sockets
+                .iter()
+                .position(|entry| (&entry.interface, entry.family, entry.bound_source) == key);
+            let socket_id = match existing {
+                Some(id) => id,
+                None => {
+                    let socket = VrrpSocket::open(
+                        &instance.interface,
+                        instance.family,
+                        instance.unicast_source,
+                    )
+                    .map_err(|source| DaemonError::Socket {
+                        instance: instance.name.clone(),
+                        interface: instance.interface.clone(),
+                        source,
+                    })?;
+                    daemon_sockets.push(SocketEntry {
+                        interface: instance.interface.clone(),
+                        family: instance.family,
+                        bound_source: instance.unicast_source,
+                        socket: Rc::new(socket),
+                    });
+                    daemon_sockets.len() - 1
+                }
+            };
+            let primary = daemon_sockets[socket_id].socket.source();
+            let runtime = InstanceRuntime::new(instance, socket_id, primary);
+            for interface in &runtime.tracked_interfaces {
+                if link_up.contains_key(interface) {
+                    continue;
+                }
+                let link =
+                    netlink
+                        .link(interface)
+                        .await
+                        .map_err(|source| DaemonError::Interface {
+                            instance: runtime.config.name.clone(),
+                            interface: interface.clone(),
+                            source,
+                        })?;
+                link_up.insert(interface.clone(), link.up);
+            }
+            info!(instance = %runtime.config.name, vrid = runtime.config.vrid,
+                iface = %runtime.config.interface, source = %primary,
+                priority = runtime.config.priority, "instance configured");
+            instances.push(runtime);
+        }
+
+        // Tasks: receive per socket, the netlink monitor, signals, the VIP worker and the
+        // announcer behind it.
+        for (id, entry) in daemon_sockets.iter().enumerate() {
+            let modes = instances
+                .iter()
+                .filter(|instance| instance.socket == id)
+                .map(|instance| (instance.config.vrid, instance.config.checksum_mode))
+                .collect();
+            let task = rx::receive(id, Rc::clone(&entry.socket), modes, events.clone());
+            tokio::task::spawn_local(task);
+        }
+        tokio::task::spawn_local(forward_netlink(monitor, events.clone()));
+        spawn_signals(events.clone())?;
+        let (announce_tx, announce_rx) = mpsc::unbounded_channel::<AnnounceCommand>();
+        tokio::task::spawn_local(announcer::run(announce_rx));
+        let (vip_tx, vip_rx) = mpsc::unbounded_channel();
+        let vip_worker =
+            tokio::task::spawn_local(vip_worker::run(netlink, vip_rx, announce_tx, events));
+
+        let mut daemon = Daemon {
+            instances,
+            sockets: daemon_sockets,
+            link_up,
+            vip_commands: vip_tx,
+            vip_worker,
+        };
+        let now = now();
+        for id in 0..daemon.instances.len() {
+            let up = daemon.tracked_links_up(id);
+            let router = &mut daemon.instances[id].router;
+            if !up {
+                router.handle(Input::Link { up: false }, now);
+            }
+            router.handle(Input::Startup, now);
+        }
+        Ok(daemon)
+    }
+
+    async fn run(mut self, mut events: UnboundedReceiver<Event>) {
+        loop {
+            self.drain_actions();
+            let deadline = self
+                .instances
+                .iter()
+                .filter_map(|instance| instance.router.poll_timeout())
+                .min();
+            tokio::select! {
+                biased;
+                () = sleep_until(deadline) => {
+                    let now = now();
+                    for instance in &mut self.instances {
+                        instance.router.handle_timeout(now);
+                    }
+                }
+                event = events.recv() => match event {
+                    Some(Event::Stop { signal }) => {
+                        info!(signal, "stopping");
+                        break;
+                    }
+                    Some(event) => self.handle(event),
+                    None => break,
+                },
+            }
+        }
+        self.stop().await;
+    }
+
+    /// Graceful stop: every Master sends priority 0 and removes its VIPs (RFC 5798
+    /// §6.4.3 Shutdown), bounded by [`SHUTDOWN_BUDGET`].
+    async fn stop(mut self) {
+        let now = now();
+        for instance in &mut self.instances {
+            instance.router.handle(Input::Shutdown, now);
+        }
+        self.drain_actions();
+        let Daemon {
+            vip_commands,
+            vip_worker,
+            ..
+        } = self;
+        // Closing the queue lets the worker finish what is queued and return.
+        drop(vip_commands);
+        if tokio::time::timeout(SHUTDOWN_BUDGET, vip_worker)
+            .await
+            .is_err()
+        {
+            error!(budget = ?SHUTDOWN_BUDGET, "VIPs not removed in time; stopping anyway");
+        }
+        info!("stopped");
+    }
+
+    fn handle(&mut self, event: Event) {
+        let now = now();
+        match event {
+            Event::Advert {
+                socket,
+                src,
+                dst,
+                ttl,
+                result,
+            } => self.receive(socket, src, dst, ttl, result, now),
+            Event::ReceiveFailed { socket, error } => {
+                let entry = &self.sockets[socket];
+                warn!(iface = %entry.interface, %error, "receiving VRRP failed");
+            }
+            Event::Link { name, up } => {
+                if self.link_up.get(&name) == Some(&up) {
+                    return;
+                }
+                info!(iface = %name, up, "link changed");
+                self.link_up.insert(name.clone(), up);
+                for id in 0..self.instances.len() {
+                    if self.instances[id].tracked_interfaces.contains(&name) {
+                        let up = self.tracked_links_up(id);
+                        self.instances[id].router.handle(Input::Link { up }, now);
+                    }
+                }
+            }
+            Event::AddressRemoved { address } => self.address_removed(address),
+            Event::VipsChanged {
+                instance,
+                added,
+                failures,
+            } => {
+                if !failures.is_empty() {
+                    let instance = &self.instances[instance].config.name;
+                    error!(%instance, added, failures = ?failures, "VIP change incomplete");
+                }
+            }
+            Event::Reload => {
+                warn!("SIGHUP: configuration reload is not supported yet; nothing changed");
+            }
+            Event::Stop { .. } => {}
+        }
+    }
+
+    /// RFC 5798 §7.1 checks that need the socket's view (TTL, destination, unicast
+    /// source), then the router's own.
+    fn receive(
+        &mut self,
+        socket: SocketId,
+        src: IpAddr,
+        dst: IpAddr,
+        ttl: u8,
+        result: Result<packet::Advertisement, packet::DecodeError>,
+        now: Instant,
+    ) {
+        let adv = match result {
+            Ok(adv) => adv,
+            Err(error) => {
+                debug!(from = %src, %error, "malformed VRRP packet dropped");
+                return;
+            }
+        };
+        let Some(id) = self
+            .instances
+            .iter()
+            .position(|instance| instance.socket == socket && instance.config.vrid == adv.vrid)
+        else {
+            debug!(from = %src, vrid = adv.vrid, "advert for a VRID not configured here");
+            return;
+        };
+        let instance = &mut self.instances[id];
+        if instance.is_unicast() {
+            // keepalived's check_unicast_src: only listed peers; TTL is not checked in
+            // unicast mode (peers may be routed), and multicast adverts are not ours.
+            if !instance.config.unicast_peers.contains(&src) || dst.is_multicast() {
+                debug!(instance = %instance.config.name, from = %src, %dst,
+                    "advert from an unlisted peer or to a group dropped");
+                return;
+            }
+        } else if ttl != 255 || !dst.is_multicast() {
+            // RFC 5798 §7.1: "MUST verify that the IPvX TTL/HL is 255"; a multicast
+            // instance also rejects unicast adverts (keepalived).
+            debug!(instance = %instance.config.name, from = %src, ttl, %dst,
+                "advert with a TTL other than 255 or not to the group dropped");
+            return;
+        }
+        instance.router.handle(Input::Advert { src, adv }, now);
+    }
+
+    /// keepalived restores a VIP deleted by hand while Master (without `no_track` it
+    /// would go Backup; restoring keeps the service up).
+    fn address_removed(&mut self, address: IpAddr) {
+        for (id, instance) in self.instances.iter().enumerate() {
+            if instance.router.state() != State::Master {
+                continue;
+            }
+            let Some(vip) = instance
+                .config
+                .vips
+                .iter()
+                .find(|vip| vip.address == address)
+            else {
+                continue;
+            };
+            if self.link_up.get(&vip.dev) != Some(&true) {
+                continue;
+            }
+            warn!(instance = %instance.config.name, vip = %vip, "VIP removed while Master; restoring");
+            let target = announcer::Target {
+                interface: vip.dev.clone(),
+                address,
+            };
+            self.queue(VipCommand::Add {
+                instance: id,
+                vips: vec![vip.clone()],
+            });
+            self.queue(VipCommand::Announce(AnnounceCommand::Burst {
+                instance: id,
+                targets: vec![target],
+                repeat: instance.config.garp.master_repeat,
+            }));
+        }
+    }
+
+    fn tracked_links_up(&self, id: InstanceId) -> bool {
+        self.instances[id]
+            .tracked_interfaces
+            .iter()
+            .all(|interface| self.link_up.get(interface) == Some(&true))
+    }
+
+    fn drain_actions(&mut self) {
+        for id in 0..self.instances.len() {
+            while let Some(action) = self.instances[id].router.poll_action() {
+                self.act(id, action);
+            }
+        }
+    }
+
+    fn act(&mut self, id: InstanceId, action: Action) {
+        // Disjoint field borrows: the instance is changed while commands are queued.
+        let vip_commands = &self.vip_commands;
+        let queue = |command| queue(vip_commands, command);
+        let instance = &mut self.instances[id];
+        let name = &instance.config.name;
+        match action {
+            Action::SendAdvert(adv) => {
+                let socket = &self.sockets[instance.socket].socket;
+                let src = socket.source();
+                for &dst in &instance.destinations {
+                    let endpoints = Endpoints { src, dst };
+                    let sent = packet::encode(&adv, endpoints, instance.config.checksum_mode)
+                        .map_err(|error| error.to_string())
+                        .and_then(|bytes| {
+                            socket.send(&bytes, dst).map_err(|error| error.to_string())
+                        });
+                    if let Err(error) = sent {
+                        warn!(instance = %name, %dst, %error, "advert not sent");
+                    }
+                }
+                if adv.priority == 0 {
+                    info!(instance = %name, "sent priority 0: handing over");
+                }
+            }
+            Action::AddVips => {
+                let vips = instance.config.vips.clone();
+                queue(VipCommand::Add { instance: id, vips });
+            }
+            Action::RemoveVips => {
+                let vips = instance.config.vips.clone();
+                queue(VipCommand::Announce(AnnounceCommand::Stop { instance: id }));
+                queue(VipCommand::Remove { instance: id, vips });
+            }
+            Action::Announce(reason) => {
+                let targets = instance.announce_targets();
+                let garp = instance.config.garp;
+                let command = match reason {
+                    AnnounceReason::BecameMaster => AnnounceCommand::Start {
+                        instance: id,
+                        targets,
+                        garp,
+                    },
+                    AnnounceReason::LowerPriorityHeard => AnnounceCommand::Burst {
+                        instance: id,
+                        targets,
+                        repeat: garp.lower_prio_repeat,
+                    },
+                };
+                queue(VipCommand::Announce(command));
+            }
+            Action::Transition { from, to, reason } => {
+                info!(instance = %name, vrid = instance.config.vrid,
+                    iface = %instance.config.interface, %from, %to, %reason, "transition");
+            }
+            Action::Discard { from, reason } => match reason {
+                // Routine while a lower Master runs and we wait to preempt.
+                DiscardReason::LowerPriority { .. } => {}
+                _ => debug!(instance = %name, %from, ?reason, "advert discarded"),
+            },
+            Action::Warn { from, warning } => {
+                let due = instance
+                    .last_warning
+                    .is_none_or(|last| last.elapsed() >= WARNING_PERIOD);
+                if due {
+                    instance.last_warning = Some(Instant::now());
+                    warn!(instance = %name, %from, ?warning, "advert differs from our configuration");
+                }
+            }
+        }
+    }
+
+    fn queue(&self, command: VipCommand) {
+        queue(&self.vip_commands, command);
+    }
+}
+
+fn queue(vip_commands: &UnboundedSender<VipCommand>, command: VipCommand) {
+    if vip_commands.send(command).is_err() {
+        error!("the VIP worker has stopped; VIP changes are no longer applied");
+    }
+}
+
+async fn sleep_until(deadline: Option<Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at.into()).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn forward_netlink(
+    mut monitor: impl futures::Stream<Item = NetlinkEvent> + Unpin,
+    events: UnboundedSender<Event>,
+) {
+    while let Some(event) = monitor.next().await {
+        let event = match event {
+            NetlinkEvent::Link { name, up, .. } => Event::Link { name, up },
+            NetlinkEvent::AddressRemoved { address, .. } => Event::AddressRemoved { address },
+            NetlinkEvent::AddressAdded { .. } => continue,
+        };
+        if events.send(event).is_err() {
+            return;
+        }
+    }
+    error!("the netlink monitor ended; link changes are no longer seen");
+}
+
+fn spawn_signals(events: UnboundedSender<Event>) -> Result<(), DaemonError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut terminate = signal(SignalKind::terminate()).map_err(DaemonError::Signals)?;
+    let mut interrupt = signal(SignalKind::interrupt()).map_err(DaemonError::Signals)?;
+    let mut hangup = signal(SignalKind::hangup()).map_err(DaemonError::Signals)?;
+    tokio::task::spawn_local(async move {
+        loop {
+            let event = tokio::select! {
+                _ = terminate.recv() => Event::Stop { signal: "SIGTERM" },
+                _ = interrupt.recv() => Event::Stop { signal: "SIGINT" },
+                _ = hangup.recv() => Event::Reload,
+            };
+            if events.send(event).is_err() {
+                return;
+            }
+        }
+    });
+    Ok(())
+}
