@@ -222,10 +222,10 @@ impl Announcer {
             source,
         })?;
         let config = Config {
-            // Our frames are at most 86 bytes; nothing is read.
+            // Our frames are at most 86 bytes (send_to does not use this buffer, but pnet
+            // allocates it); the receiver is dropped unread, so its buffer stays minimal.
             write_buffer_size: 128,
             read_buffer_size: 1,
-            read_timeout: Some(Duration::ZERO),
             write_timeout: Some(SEND_TIMEOUT),
             // Layer3(0) only makes pnet bind with protocol 0, keeping the socket receive-free;
             // the socket is SOCK_RAW, so frames still go out exactly as built.
