@@ -261,3 +261,88 @@ fn errors_name_the_interface() {
         "{text}"
     );
 }
+
+/// What reaches the client is exactly [`garp_frame`] / [`unsolicited_na_frame`], and having
+/// an announcer open does not put the interface into promiscuous mode.
+#[test]
+fn frames_arrive_byte_exact_and_the_interface_stays_unpromiscuous() {
+    use pnet_datalink::{Channel, Config};
+    use std::sync::mpsc;
+
+    let lab = Lab::builder("announce_wire")
+        .nodes(1)
+        .build()
+        .expect("lab builds");
+    let (node, client) = (lab.node(1), lab.client());
+    let mac = link_mac(node);
+
+    // The client listens (in its own namespace) for frames from the node's MAC.
+    let (ready_tx, ready_rx) = mpsc::channel();
+    let client_ns = format!("/run/netns/{}", client.netns());
+    let node_mac = mac.clone();
+    let capture = thread::spawn(move || {
+        let ns = File::open(&client_ns).unwrap_or_else(|e| panic!("open {client_ns}: {e}"));
+        setns(ns, CloneFlags::CLONE_NEWNET).expect("setns client");
+        let eth0 = pnet_datalink::interfaces()
+            .into_iter()
+            .find(|i| i.name == "eth0")
+            .expect("client has eth0");
+        let config = Config {
+            read_timeout: Some(Duration::from_millis(50)),
+            promiscuous: false,
+            ..Config::default()
+        };
+        let Ok(Channel::Ethernet(_, mut rx)) = pnet_datalink::channel(&eth0, config) else {
+            panic!("client capture channel")
+        };
+        ready_tx.send(()).expect("test waits");
+        let mut frames = Vec::new();
+        let deadline = Instant::now() + Duration::from_secs(3);
+        while frames.len() < 2 && Instant::now() < deadline {
+            if let Ok(frame) = rx.next() {
+                // Only the two announcements: ARP or ICMPv6 type 136 from the node's MAC
+                // (the node also sends its own IPv6 housekeeping, e.g. MLD reports).
+                let from_node = mac_text(source_mac(frame)) == node_mac;
+                let arp = frame[12..14] == [0x08, 0x06];
+                let na = frame.len() > 54 && frame[12..14] == [0x86, 0xdd] && frame[54] == 136;
+                if from_node && (arp || na) {
+                    frames.push(frame.to_vec());
+                }
+            }
+        }
+        frames
+    });
+    ready_rx
+        .recv_timeout(Duration::from_secs(5))
+        .expect("capture opens");
+
+    let (sent_mac, promiscuity) = in_netns(node, {
+        let node_name = node.netns().to_owned();
+        move || {
+            let mut announcer = Announcer::open("eth0").expect("open on the node");
+            let flags = std::process::Command::new("ip")
+                .args(["-n", &node_name, "-j", "-d", "link", "show", "dev", "eth0"])
+                .output()
+                .expect("ip link runs");
+            announcer.announce(IpAddr::V4(VIP4)).expect("GARP sent");
+            announcer.announce(IpAddr::V6(VIP6)).expect("NA sent");
+            let links: serde_json::Value =
+                serde_json::from_slice(&flags.stdout).expect("ip -j link is JSON");
+            (announcer.mac(), links[0]["promiscuity"].as_u64())
+        }
+    });
+    assert_eq!(
+        promiscuity,
+        Some(0),
+        "the announcer must not enable promiscuous mode"
+    );
+
+    let frames = capture.join().expect("capture thread");
+    assert_eq!(
+        frames,
+        vec![
+            garp_frame(sent_mac, VIP4),
+            unsolicited_na_frame(sent_mac, VIP6)
+        ]
+    );
+}
