@@ -1,0 +1,407 @@
+//! vipkeeper nodes on the namespace lab: real raw sockets, real netlink, real ARP.
+//!
+//! Each test builds its own lab (two nodes and a client on one bridge), writes a config per
+//! node, runs `vipkeeper run` inside the nodes and watches the VIP from the outside: which
+//! node has the address configured (`ip addr`), and which MAC the client's neighbour table
+//! holds for it after pinging it. Bounds come from the protocol timers (RFC 5798 §6.1) plus a
+//! generous slack for scheduling on a loaded 2-core machine: these are correctness bounds,
+//! the benchmarks measure the real numbers.
+
+#[path = "lab/mod.rs"]
+mod lab;
+
+use std::net::IpAddr;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use lab::{Host, Lab, LabProcess, Signal};
+use vipkeeper::vrrp::{Centis, Timers, Version};
+
+const BIN: &str = env!("CARGO_BIN_EXE_vipkeeper");
+const CONFIG: &str = "/run/vipkeeper.toml";
+/// Scheduling slack on top of protocol bounds (debug build, 2 shared cores, polling).
+const SLACK: Duration = Duration::from_millis(700);
+const INTERVAL: Centis = Centis::new(10);
+
+struct Node<'a> {
+    host: &'a Host,
+    daemon: Option<LabProcess>,
+}
+
+fn config(name: &str, priority: u8, vip: &str, extra: &str) -> String {
+    format!(
+        r#"[global]
+node_name = "{name}"
+garp_master_delay = "0s"
+
+[[instance]]
+name = "web"
+interface = "eth0"
+vrid = 51
+version = 3
+priority = {priority}
+advert_interval = "100ms"
+vips = ["{vip}"]
+{extra}
+"#
+    )
+}
+
+impl<'a> Node<'a> {
+    fn new(host: &'a Host, config: &str) -> Node<'a> {
+        host.write_file(Path::new(CONFIG), config.as_bytes())
+            .expect("write the config");
+        Node { host, daemon: None }
+    }
+
+    fn start(&mut self) {
+        let daemon = self
+            .host
+            .spawn(&[BIN, "run", "-c", CONFIG], &[("VIPKEEPER_LOG", "debug")])
+            .expect("start vipkeeper");
+        self.daemon = Some(daemon);
+    }
+
+    fn daemon(&mut self) -> &mut LabProcess {
+        self.daemon.as_mut().expect("started")
+    }
+
+    fn log(&self) -> String {
+        self.daemon
+            .as_ref()
+            .map(LabProcess::stderr)
+            .unwrap_or_default()
+    }
+
+    /// The VIP is configured on eth0.
+    fn holds(&self, vip: IpAddr) -> bool {
+        let output = self
+            .host
+            .run_ok(
+                &["ip", "-o", "addr", "show", "dev", "eth0"],
+                Duration::from_secs(5),
+            )
+            .expect("ip addr");
+        output.contains(&format!(" {vip}/"))
+    }
+
+    fn mac(&self) -> String {
+        let mac = self
+            .host
+            .read_file(Path::new("/sys/class/net/eth0/address"))
+            .or_else(|_| {
+                self.host
+                    .run_ok(
+                        &["cat", "/sys/class/net/eth0/address"],
+                        Duration::from_secs(5),
+                    )
+                    .map(String::into_bytes)
+            })
+            .expect("read the MAC");
+        String::from_utf8_lossy(&mac).trim().to_owned()
+    }
+}
+
+/// Poll `condition` every 5 ms until it holds or `limit` passes; how long it took.
+fn wait_for(limit: Duration, mut condition: impl FnMut() -> bool) -> Option<Duration> {
+    let start = Instant::now();
+    loop {
+        if condition() {
+            return Some(start.elapsed());
+        }
+        if start.elapsed() > limit {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn master_down(priority: u8) -> Duration {
+    Timers::compute(Version::V3, priority, INTERVAL).master_down_interval
+}
+
+fn skew(priority: u8) -> Duration {
+    Timers::compute(Version::V3, priority, INTERVAL).skew_time
+}
+
+/// The MAC the client's neighbour table holds for `vip`, after pinging it.
+fn client_sees(lab: &Lab, vip: IpAddr) -> Option<String> {
+    let client = lab.client();
+    if !client.ping(vip, Duration::from_millis(500)).ok()? {
+        return None;
+    }
+    let neighbour = client
+        .run_ok(
+            &["ip", "neigh", "show", &vip.to_string()],
+            Duration::from_secs(5),
+        )
+        .ok()?;
+    let mut words = neighbour.split_whitespace();
+    words.find(|word| *word == "lladdr")?;
+    words.next().map(str::to_owned)
+}
+
+fn explain(lab: &Lab, nodes: &[&Node]) -> String {
+    let logs: Vec<String> = nodes
+        .iter()
+        .map(|node| format!("--- {} vipkeeper\n{}", node.host.name(), node.log()))
+        .collect();
+    format!("{}\n{}", logs.join("\n"), lab.diagnostics())
+}
+
+/// The full life of a pair: election, kill -9, restart with stale VIP cleanup and
+/// preemption, graceful stop with priority 0.
+fn pair_lifecycle(family_v6: bool) {
+    let lab = Lab::builder(if family_v6 { "pair6" } else { "pair4" })
+        .nodes(2)
+        .build()
+        .expect("lab");
+    let (vip, vip_cidr) = if family_v6 {
+        ("2001:db8::50".parse::<IpAddr>().unwrap(), "2001:db8::50/64")
+    } else {
+        ("192.0.2.50".parse::<IpAddr>().unwrap(), "192.0.2.50/24")
+    };
+    let mut lb1 = Node::new(lab.node(1), &config("lb1", 150, vip_cidr, ""));
+    let mut lb2 = Node::new(lab.node(2), &config("lb2", 100, vip_cidr, ""));
+    lb1.start();
+    lb2.start();
+
+    // Election: the higher priority ends up holding the VIP, alone.
+    let elected = wait_for(master_down(150) + SLACK, || {
+        lb1.holds(vip) && !lb2.holds(vip)
+    });
+    assert!(
+        elected.is_some(),
+        "lb1 never became Master\n{}",
+        explain(&lab, &[&lb1, &lb2])
+    );
+    assert_eq!(
+        client_sees(&lab, vip),
+        Some(lb1.mac()),
+        "{}",
+        explain(&lab, &[&lb1, &lb2])
+    );
+
+    // kill -9: lb2 takes over within Master_Down_Interval (its own priority) + slack.
+    lb1.daemon().kill(Signal::Kill).expect("kill -9");
+    let takeover = wait_for(master_down(100) + SLACK, || lb2.holds(vip));
+    assert!(
+        takeover.is_some(),
+        "lb2 did not take over\n{}",
+        explain(&lab, &[&lb1, &lb2])
+    );
+    // As with keepalived, a killed node's VIP stays configured until its next start.
+    assert!(lb1.holds(vip), "kill -9 cannot have removed lb1's VIP");
+    let announced = wait_for(Duration::from_secs(3), || {
+        client_sees(&lab, vip) == Some(lb2.mac())
+    });
+    assert!(
+        announced.is_some(),
+        "client still goes to lb1\n{}",
+        explain(&lab, &[&lb1, &lb2])
+    );
+
+    // Restart: the stale VIP goes at once, then lb1 waits Master_Down_Interval and preempts.
+    lb1.start();
+    let cleaned = wait_for(Duration::from_secs(2), || !lb1.holds(vip));
+    assert!(
+        cleaned.is_some(),
+        "stale VIP not removed\n{}",
+        explain(&lab, &[&lb1, &lb2])
+    );
+    let back = wait_for(master_down(150) + SLACK, || {
+        lb1.holds(vip) && !lb2.holds(vip)
+    });
+    assert!(
+        back.is_some(),
+        "lb1 did not preempt back\n{}",
+        explain(&lab, &[&lb1, &lb2])
+    );
+    let announced = wait_for(Duration::from_secs(3), || {
+        client_sees(&lab, vip) == Some(lb1.mac())
+    });
+    assert!(
+        announced.is_some(),
+        "client not moved back\n{}",
+        explain(&lab, &[&lb1, &lb2])
+    );
+
+    // SIGTERM: priority 0, so lb2 takes over after Skew_Time rather than the full interval.
+    lb1.daemon().kill(Signal::Term).expect("SIGTERM");
+    let handover = wait_for(skew(100) + SLACK, || lb2.holds(vip));
+    assert!(
+        handover.is_some(),
+        "no fast handover\n{}",
+        explain(&lab, &[&lb1, &lb2])
+    );
+    let status = lb1
+        .daemon()
+        .wait_timeout(Duration::from_secs(5))
+        .expect("wait")
+        .expect("vipkeeper exits after SIGTERM");
+    assert!(status.success(), "exit status {status:?}\n{}", lb1.log());
+    assert!(!lb1.holds(vip), "a graceful stop removes the VIP");
+    assert!(lb1.log().contains("sent priority 0"), "{}", lb1.log());
+    lb2.daemon().kill(Signal::Term).expect("stop lb2");
+}
+
+#[test]
+fn ipv4_pair_elects_fails_over_and_preempts_back() {
+    pair_lifecycle(false);
+}
+
+#[test]
+fn ipv6_pair_elects_fails_over_and_preempts_back() {
+    pair_lifecycle(true);
+}
+
+#[test]
+fn unicast_pair_elects_and_fails_over() {
+    let lab = Lab::builder("unicast").nodes(2).build().expect("lab");
+    let vip: IpAddr = "192.0.2.60".parse().unwrap();
+    let peers = |me: &Host, other: &Host| {
+        format!(
+            "unicast_source = \"{}\"\nunicast_peers = [\"{}\"]",
+            me.ipv4(),
+            other.ipv4()
+        )
+    };
+    let mut lb1 = Node::new(
+        lab.node(1),
+        &config(
+            "lb1",
+            150,
+            "192.0.2.60/24",
+            &peers(lab.node(1), lab.node(2)),
+        ),
+    );
+    let mut lb2 = Node::new(
+        lab.node(2),
+        &config(
+            "lb2",
+            100,
+            "192.0.2.60/24",
+            &peers(lab.node(2), lab.node(1)),
+        ),
+    );
+    lb1.start();
+    lb2.start();
+    let elected = wait_for(master_down(150) + SLACK, || {
+        lb1.holds(vip) && !lb2.holds(vip)
+    });
+    assert!(
+        elected.is_some(),
+        "no election\n{}",
+        explain(&lab, &[&lb1, &lb2])
+    );
+    // Stay put for several intervals: the Backup hears the unicast adverts.
+    std::thread::sleep(master_down(100) * 2);
+    assert!(
+        lb1.holds(vip) && !lb2.holds(vip),
+        "{}",
+        explain(&lab, &[&lb1, &lb2])
+    );
+    lb1.daemon().kill(Signal::Kill).expect("kill -9");
+    let takeover = wait_for(master_down(100) + SLACK, || lb2.holds(vip));
+    assert!(
+        takeover.is_some(),
+        "no takeover\n{}",
+        explain(&lab, &[&lb1, &lb2])
+    );
+    lb2.daemon().kill(Signal::Term).expect("stop lb2");
+}
+
+#[test]
+fn master_link_down_means_fault_and_the_vip_moves() {
+    let lab = Lab::builder("linkdown").nodes(2).build().expect("lab");
+    let vip: IpAddr = "192.0.2.70".parse().unwrap();
+    let mut lb1 = Node::new(lab.node(1), &config("lb1", 150, "192.0.2.70/24", ""));
+    let mut lb2 = Node::new(lab.node(2), &config("lb2", 100, "192.0.2.70/24", ""));
+    lb1.start();
+    lb2.start();
+    let elected = wait_for(master_down(150) + SLACK, || {
+        lb1.holds(vip) && !lb2.holds(vip)
+    });
+    assert!(
+        elected.is_some(),
+        "no election\n{}",
+        explain(&lab, &[&lb1, &lb2])
+    );
+
+    // The cable is pulled: lb1 sees carrier loss, goes to FAULT and drops the VIP; lb2
+    // hears nothing more and takes over after Master_Down_Interval.
+    lab.node(1).set_link(false).expect("link down");
+    let fault = wait_for(Duration::from_secs(2), || !lb1.holds(vip));
+    assert!(
+        fault.is_some(),
+        "lb1 kept the VIP\n{}",
+        explain(&lab, &[&lb1, &lb2])
+    );
+    let takeover = wait_for(master_down(100) + SLACK, || lb2.holds(vip));
+    assert!(
+        takeover.is_some(),
+        "no takeover\n{}",
+        explain(&lab, &[&lb1, &lb2])
+    );
+    assert!(lb1.log().contains("to=FAULT"), "{}", lb1.log());
+
+    // Back: lb1 restarts its election as Backup and preempts the lower lb2.
+    lab.node(1).set_link(true).expect("link up");
+    let back = wait_for(master_down(150) + SLACK, || {
+        lb1.holds(vip) && !lb2.holds(vip)
+    });
+    assert!(
+        back.is_some(),
+        "lb1 did not come back\n{}",
+        explain(&lab, &[&lb1, &lb2])
+    );
+    lb1.daemon().kill(Signal::Term).expect("stop lb1");
+    lb2.daemon().kill(Signal::Term).expect("stop lb2");
+}
+
+#[test]
+fn a_vip_deleted_by_hand_on_the_master_is_restored() {
+    let lab = Lab::builder("restore").nodes(1).build().expect("lab");
+    let vip: IpAddr = "192.0.2.80".parse().unwrap();
+    let mut lb1 = Node::new(lab.node(1), &config("lb1", 150, "192.0.2.80/24", ""));
+    lb1.start();
+    let elected = wait_for(master_down(150) + SLACK, || lb1.holds(vip));
+    assert!(elected.is_some(), "no election\n{}", explain(&lab, &[&lb1]));
+    lab.node(1)
+        .run_ok(
+            &["ip", "addr", "del", "192.0.2.80/24", "dev", "eth0"],
+            Duration::from_secs(5),
+        )
+        .expect("delete the VIP by hand");
+    let restored = wait_for(Duration::from_secs(2), || lb1.holds(vip));
+    assert!(
+        restored.is_some(),
+        "VIP not restored\n{}",
+        explain(&lab, &[&lb1])
+    );
+    assert!(
+        lb1.log().contains("VIP removed while Master; restoring"),
+        "{}",
+        lb1.log()
+    );
+    lb1.daemon().kill(Signal::Term).expect("stop");
+}
+
+#[test]
+fn a_missing_interface_is_a_clear_runtime_error() {
+    let lab = Lab::builder("noiface").nodes(1).build().expect("lab");
+    let text = config("lb1", 150, "192.0.2.90/24", "").replace("\"eth0\"", "\"eth9\"");
+    let mut lb1 = Node::new(lab.node(1), &text);
+    lb1.start();
+    let status = lb1
+        .daemon()
+        .wait_timeout(Duration::from_secs(5))
+        .expect("wait")
+        .expect("vipkeeper exits");
+    assert_eq!(status.code(), Some(2), "{}", lb1.log());
+    assert!(
+        lb1.log().contains("eth9"),
+        "the error names the interface: {}",
+        lb1.log()
+    );
+}
