@@ -28,6 +28,7 @@ use rtnetlink::packet_route::address::{
 };
 use rtnetlink::packet_route::link::{LinkAttribute, LinkFlags, LinkMessage};
 use rtnetlink::packet_route::{AddressFamily, RouteNetlinkMessage};
+use rtnetlink::sys::AsyncSocket;
 use rtnetlink::{Handle, MulticastGroup};
 use thiserror::Error;
 
@@ -35,6 +36,9 @@ use crate::config::Vip;
 
 /// IFA_PROTO value marking addresses vipkeeper added (keepalived uses 18).
 pub const VIPKEEPER_ADDRESS_PROTO: u8 = 0x56;
+
+/// Receive buffer of the monitor socket (SO_RCVBUF), bytes.
+const MONITOR_RCVBUF: usize = 1 << 20;
 
 // errno values the kernel answers with (as negative codes in NLMSG_ERROR).
 const EEXIST: i32 = 17;
@@ -268,8 +272,15 @@ fn delete_message(index: u32, address: IpAddr, prefix_len: u8) -> AddressMessage
 
 /// A monitor message as an event; `None` for what the daemon does not follow.
 fn event(message: NetlinkMessage<RouteNetlinkMessage>) -> Option<NetlinkEvent> {
-    let NetlinkPayload::InnerMessage(inner) = message.payload else {
-        return None;
+    let inner = match message.payload {
+        NetlinkPayload::InnerMessage(inner) => inner,
+        NetlinkPayload::Overrun(_) => {
+            // The kernel dropped notifications (receive buffer full). NetlinkEvent has no
+            // variant for it, so the loss is only logged; the buffer below makes it rare.
+            tracing::warn!("netlink monitor overrun: some link/address changes were lost");
+            return None;
+        }
+        _ => return None,
     };
     match inner {
         RouteNetlinkMessage::NewLink(link) => Some(NetlinkEvent::Link {
@@ -439,12 +450,20 @@ impl Netlink {
     /// RTNLGRP_IPV6_IFADDR; its connection task runs on the current tokio runtime until the
     /// stream is dropped.
     pub fn monitor() -> Result<impl Stream<Item = NetlinkEvent> + Send + Unpin, NetlinkError> {
-        let (connection, _handle, messages) = rtnetlink::new_multicast_connection(&[
+        let (mut connection, _handle, messages) = rtnetlink::new_multicast_connection(&[
             MulticastGroup::Link,
             MulticastGroup::Ipv4Ifaddr,
             MulticastGroup::Ipv6Ifaddr,
         ])
         .map_err(NetlinkError::Socket)?;
+        // The kernel does not wait for a slow reader: a burst (many VIPs or links changing
+        // at once) beyond the default buffer would be dropped. The kernel caps the size at
+        // net.core.rmem_max; more than that would need SO_RCVBUFFORCE.
+        connection
+            .socket_mut()
+            .socket_ref()
+            .set_rx_buf_sz(MONITOR_RCVBUF)
+            .map_err(NetlinkError::Socket)?;
         // Without a handle the task lives exactly as long as `messages` is read from.
         tokio::spawn(connection);
         Ok(messages.filter_map(|(message, _from)| futures::future::ready(event(message))))
