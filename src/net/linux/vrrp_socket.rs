@@ -15,17 +15,18 @@
 //!
 //! How each rule is met, and why:
 //!
-//! - IPv4 is *not* `bind()`-ed to its source: a raw IPv4 socket with a bound local address
-//!   only receives packets addressed to that address (`raw_v4_match`), so it would never see
-//!   224.0.0.18. The source and the outgoing interface are instead fixed on every packet with
-//!   an `IP_PKTINFO` control message (`ipi_spec_dst`, `ipi_ifindex`); the kernel refuses a
-//!   source that is not local, so a wrong source fails loudly at `send`, and `open` checks
-//!   the configured one is an address of this host.
-//! - IPv6 is bound to its source (with the scope id for a link-local one): a bound raw IPv6
-//!   socket still receives the groups it joined (`raw_v6_match` checks the membership), and
-//!   binding makes the kernel use exactly that source. The IPv6 checksum is left off: for a
-//!   raw socket of any protocol but ICMPv6 the kernel computes none unless `IPV6_CHECKSUM`
-//!   is set, and we never set it.
+//! - The socket is *not* `bind()`-ed to its source. A raw IPv4 socket with a bound address
+//!   receives only packets addressed to it (`raw_v4_match`), so never 224.0.0.18; a raw IPv6
+//!   one receives its joined groups but no unicast to the host's other addresses
+//!   (`raw_v6_match`), so a peer sending to our global address would go unheard (the lab
+//!   test of unicast to a global address caught this). The source and the outgoing
+//!   interface are instead fixed on every packet with an `IP_PKTINFO` / `IPV6_PKTINFO`
+//!   control message; the kernel uses exactly that source (so the IPv6 pseudo-header
+//!   checksum our codec computed holds) and refuses one that is not local (a link-local one
+//!   must be on this interface), so a wrong source fails loudly at `send`; `open` already
+//!   checks the configured one is an address of this host.
+//! - The IPv6 checksum is left to our codec: for a raw socket of any protocol but ICMPv6
+//!   the kernel computes none unless `IPV6_CHECKSUM` is set, and we never set it.
 //! - The outgoing interface of multicast is the bound device: with `SO_BINDTODEVICE` both
 //!   `raw_sendmsg` and `rawv6_sendmsg` route through it, so no `IP(V6)_MULTICAST_IF` is
 //!   needed (nix 0.30 has neither).
@@ -49,6 +50,8 @@
 //! `socket2` (already in Cargo.lock through tokio) can do it safely:
 //! `Socket::new(Domain::IPV4, Type::RAW.nonblocking().cloexec(), Some(Protocol::from(112)))`
 //! then `OwnedFd::from(socket)`; that is the whole change once it is a direct dependency.
+//! With exactly that body in [`raw_socket`] (and `socket2 = { version = "0.6", features =
+//! ["all"] }`), every test in `integration/net_socket.rs` passes, the ignored ones included.
 
 use std::ffi::OsString;
 use std::io::{self, IoSlice, IoSliceMut};
@@ -289,13 +292,7 @@ impl VrrpSocket {
                     .map_err(nix_setup("IP_MULTICAST_LOOP"))?;
                 fd
             }
-            IpAddr::V6(address) => {
-                let scope = if is_link_local(&address) { ifindex } else { 0 };
-                socket::bind(
-                    fd.as_raw_fd(),
-                    &SockaddrIn6::from(SocketAddrV6::new(address, 0, 0, scope)),
-                )
-                .map_err(nix_setup("bind to the source"))?;
+            IpAddr::V6(_) => {
                 socket::setsockopt(&fd, sockopt::Ipv6MulticastHops, &libc::c_int::from(TTL))
                     .map_err(nix_setup("IPV6_MULTICAST_HOPS"))?;
                 socket::setsockopt(&fd, sockopt::Ipv6Ttl, &libc::c_int::from(TTL))
@@ -349,8 +346,8 @@ impl VrrpSocket {
         let fd = self.fd.get_ref().as_raw_fd();
         let sent = match (self.source, dst) {
             (IpAddr::V4(source), IpAddr::V4(dst)) => {
-                // Source and interface per packet: see the module doc for why IPv4 is not
-                // bound.
+                // Source and interface per packet: see the module doc for why the socket
+                // is not bound.
                 let info = libc::in_pktinfo {
                     ipi_ifindex: libc::c_int::try_from(self.ifindex).unwrap_or(0),
                     ipi_spec_dst: libc::in_addr {
@@ -366,18 +363,25 @@ impl VrrpSocket {
                     Some(&SockaddrIn::from(SocketAddrV4::new(dst, 0))),
                 )
             }
-            (IpAddr::V6(_), IpAddr::V6(dst)) => {
+            (IpAddr::V6(source), IpAddr::V6(dst)) => {
+                let info = libc::in6_pktinfo {
+                    ipi6_addr: libc::in6_addr {
+                        s6_addr: source.octets(),
+                    },
+                    ipi6_ifindex: self.ifindex,
+                };
                 // Link-local unicast and link-scope multicast need the interface as scope.
                 let scope = if is_link_local(&dst) || dst.is_multicast() {
                     self.ifindex
                 } else {
                     0
                 };
-                socket::sendto(
+                socket::sendmsg(
                     fd,
-                    payload,
-                    &SockaddrIn6::from(SocketAddrV6::new(dst, 0, 0, scope)),
+                    &[IoSlice::new(payload)],
+                    &[ControlMessage::Ipv6PacketInfo(&info)],
                     MsgFlags::MSG_DONTWAIT,
+                    Some(&SockaddrIn6::from(SocketAddrV6::new(dst, 0, 0, scope))),
                 )
             }
             _ => {
