@@ -5,10 +5,6 @@
 //! Needs root (network namespaces). The sockets are opened from a dedicated thread that has
 //! entered a node's network namespace; a socket stays in the namespace it was created in, so
 //! one thread can open node1's socket, enter node2 and open node2's.
-//!
-//! The real-packet tests are `#[ignore]`d while `VrrpSocket::open` cannot create the raw
-//! socket (see the module doc of `vipkeeper::net::linux::vrrp_socket`); run them with
-//! `cargo test --test net_socket -- --include-ignored` once it can.
 
 #[path = "lab/mod.rs"]
 mod lab;
@@ -127,7 +123,6 @@ fn open_on_a_missing_interface_names_it() {
 }
 
 #[test]
-#[ignore = "VrrpSocket::open cannot create a protocol 112 raw socket yet"]
 fn ipv4_multicast_reaches_the_peer_with_ttl_255_and_not_the_sender() {
     let lab = two_nodes("sock-v4-mcast");
     let (a, b) = (lab.node(1), lab.node(2));
@@ -157,7 +152,6 @@ fn ipv4_multicast_reaches_the_peer_with_ttl_255_and_not_the_sender() {
 }
 
 #[test]
-#[ignore = "VrrpSocket::open cannot create a protocol 112 raw socket yet"]
 fn ipv6_multicast_comes_from_the_link_local_with_hop_limit_255() {
     let lab = two_nodes("sock-v6-mcast");
     let (a, b) = (lab.node(1), lab.node(2));
@@ -185,7 +179,6 @@ fn ipv6_multicast_comes_from_the_link_local_with_hop_limit_255() {
 }
 
 #[test]
-#[ignore = "VrrpSocket::open cannot create a protocol 112 raw socket yet"]
 fn unicast_reaches_the_peer_address_over_ipv4_and_ipv6() {
     let lab = two_nodes("sock-unicast");
     let (a, b) = (lab.node(1), lab.node(2));
@@ -232,7 +225,6 @@ fn unicast_reaches_the_peer_address_over_ipv4_and_ipv6() {
 }
 
 #[test]
-#[ignore = "VrrpSocket::open cannot create a protocol 112 raw socket yet"]
 fn keepalived_adverts_are_received_and_decode() {
     if Command::new("keepalived")
         .arg("--version")

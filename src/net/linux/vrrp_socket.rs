@@ -43,15 +43,8 @@
 //!   missing) is returned as an error for which [`SocketError::is_packet_error`] is true:
 //!   the caller counts it and calls `recv` again. Every other error is an operational fault.
 //!
-//! Known blocker: opening the socket itself. nix 0.30's `socket()` takes a protocol only
-//! from its closed `SockProtocol` enum, which has no entry for 112, and the crate forbids
-//! unsafe code, so [`raw_socket`] cannot be written safely with the current dependencies and
-//! returns [`SocketError::RawSocketUnavailable`]. Everything after it is implemented.
-//! `socket2` (already in Cargo.lock through tokio) can do it safely:
-//! `Socket::new(Domain::IPV4, Type::RAW.nonblocking().cloexec(), Some(Protocol::from(112)))`
-//! then `OwnedFd::from(socket)`; that is the whole change once it is a direct dependency.
-//! With exactly that body in [`raw_socket`] (and `socket2 = { version = "0.6", features =
-//! ["all"] }`), every test in `integration/net_socket.rs` passes, the ignored ones included.
+//! The socket itself is created with socket2 (nix's safe `socket()` cannot name protocol
+//! 112); every option after that goes through nix or std on the same descriptor.
 
 use std::ffi::OsString;
 use std::io::{self, IoSlice, IoSliceMut};
@@ -107,8 +100,6 @@ pub enum SocketError {
     },
     #[error("interface {interface}: source {address} is not an address of this host")]
     SourceNotLocal { interface: String, address: IpAddr },
-    #[error("interface {interface}: cannot open a raw IP protocol 112 socket: nix 0.30's socket() has no protocol 112 and unsafe code is forbidden")]
-    RawSocketUnavailable { interface: String },
     #[error("interface {interface}: VRRP sockets need a tokio runtime with I/O enabled")]
     NoRuntime {
         interface: String,
@@ -515,10 +506,24 @@ impl VrrpSocket {
 ///
 /// Not possible safely with nix 0.30 (see the module doc): `SockProtocol` has no 112.
 fn raw_socket(interface: &str, family: Family) -> Result<OwnedFd, SocketError> {
-    let _ = (family, IPPROTO_VRRP);
-    Err(SocketError::RawSocketUnavailable {
+    // socket2, because nix's safe `socket()` only takes its own list of protocols and
+    // VRRP's 112 is not on it.
+    use socket2::{Domain, Protocol, Socket, Type};
+    let domain = match family {
+        Family::Ipv4 => Domain::IPV4,
+        Family::Ipv6 => Domain::IPV6,
+    };
+    let socket = Socket::new(
+        domain,
+        Type::RAW.nonblocking().cloexec(),
+        Some(Protocol::from(i32::from(IPPROTO_VRRP))),
+    )
+    .map_err(|source| SocketError::Setup {
         interface: interface.to_owned(),
-    })
+        what: "socket(SOCK_RAW, 112)",
+        source,
+    })?;
+    Ok(OwnedFd::from(socket))
 }
 
 /// What `open` needs to know about the addresses of the host and of the interface.
