@@ -5,6 +5,8 @@
 //! level comes from `VIPKEEPER_LOG` (an env-filter directive such as `debug` or
 //! `vipkeeper=debug`), default `info`.
 
+use std::io::IsTerminal;
+
 use tracing_subscriber::EnvFilter;
 
 /// Install the global subscriber. Called once, by `vipkeeper run`.
@@ -15,6 +17,8 @@ pub fn init() {
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // Colours only for a person at a terminal, never into journald or a log file.
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false)
         .try_init();
 }
