@@ -23,6 +23,8 @@ pub enum Event {
         ttl: u8,
         result: Result<Advertisement, DecodeError>,
     },
+    /// A packet arrived that could not be read as an IP packet (dropped, counted).
+    Unreadable { socket: SocketId, error: String },
     /// Receiving failed (the task keeps going after a short pause).
     ReceiveFailed { socket: SocketId, error: String },
     /// An interface went up or down (administratively or its carrier).

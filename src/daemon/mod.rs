@@ -276,6 +276,10 @@ impl Daemon {
                 ttl,
                 result,
             } => self.receive(socket, src, dst, ttl, result, now),
+            Event::Unreadable { socket, error } => {
+                let entry = &self.sockets[socket];
+                debug!(iface = %entry.interface, %error, "unreadable packet dropped");
+            }
             Event::ReceiveFailed { socket, error } => {
                 let entry = &self.sockets[socket];
                 warn!(iface = %entry.interface, %error, "receiving VRRP failed");

@@ -16,7 +16,7 @@ use super::event::{Event, SocketId};
 use crate::net::linux::vrrp_socket::VrrpSocket;
 use crate::vrrp::packet::{self, ChecksumMode, Endpoints};
 
-/// Pause after a receive error, so a broken socket cannot spin the loop.
+/// Pause after a socket fault (not a bad packet), so a broken socket cannot spin the loop.
 const ERROR_PAUSE: Duration = Duration::from_millis(100);
 
 pub async fn receive(
@@ -48,6 +48,12 @@ pub async fn receive(
                     result: packet::decode(&received.payload, endpoints, mode),
                 }
             }
+            // One unreadable packet (a bad IPv4 header, say) is the sender's problem: report
+            // it and read on at once, so a flood of them cannot stall reception.
+            Err(error) if error.is_packet_error() => Event::Unreadable {
+                socket: socket_id,
+                error: error.to_string(),
+            },
             Err(error) => {
                 let event = Event::ReceiveFailed {
                     socket: socket_id,
