@@ -116,6 +116,17 @@ fn wait_for(limit: Duration, mut condition: impl FnMut() -> bool) -> Option<Dura
     }
 }
 
+/// The number after `field` on the "advert counters" line of a daemon's log.
+fn counter(log: &str, field: &str) -> Option<u64> {
+    let line = log.lines().find(|line| line.contains("advert counters"))?;
+    let value = &line[line.find(field)? + field.len()..];
+    value
+        .split(|c: char| !c.is_ascii_digit())
+        .next()?
+        .parse()
+        .ok()
+}
+
 fn master_down(priority: u8) -> Duration {
     Timers::compute(Version::V3, priority, INTERVAL).master_down_interval
 }
@@ -242,6 +253,22 @@ fn pair_lifecycle(family_v6: bool) {
     assert!(status.success(), "exit status {status:?}\n{}", lb1.log());
     assert!(!lb1.holds(vip), "a graceful stop removes the VIP");
     assert!(lb1.log().contains("sent priority 0"), "{}", lb1.log());
+    // The stop summary tells the restarted lb1's story: it heard lb2's lower priority
+    // while waiting to preempt (discarded, counted), then advertised at least twice as
+    // Master (on taking over, and priority 0 on stopping).
+    let log = lb1.log();
+    assert!(
+        counter(&log, "sent=").is_some_and(|sent| sent >= 2),
+        "{log}"
+    );
+    assert!(
+        counter(&log, "received=").is_some_and(|received| received >= 1),
+        "{log}"
+    );
+    assert!(
+        counter(&log, "\"lower_priority\": ").is_some_and(|n| n >= 1),
+        "{log}"
+    );
     lb2.daemon().kill(Signal::Term).expect("stop lb2");
 }
 

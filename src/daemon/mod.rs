@@ -15,6 +15,7 @@
 //! announcement or a log write. Tasks send [`Event`]s; only the loop touches a router.
 
 pub mod announcer;
+pub mod counters;
 pub mod event;
 pub mod instance;
 pub mod rx;
@@ -32,6 +33,7 @@ use tokio::task::LocalSet;
 use tracing::{debug, error, info, warn};
 
 use self::announcer::AnnounceCommand;
+use self::counters::Counters;
 use self::event::{Event, InstanceId, SocketId};
 use self::instance::InstanceRuntime;
 use self::vip_worker::VipCommand;
@@ -105,6 +107,7 @@ struct Daemon {
     link_up: HashMap<String, bool>,
     vip_commands: UnboundedSender<VipCommand>,
     vip_worker: tokio::task::JoinHandle<()>,
+    counters: Counters,
 }
 
 impl Daemon {
@@ -200,6 +203,7 @@ impl Daemon {
             link_up,
             vip_commands: vip_tx,
             vip_worker,
+            counters: Counters::default(),
         };
         let now = now();
         for id in 0..daemon.instances.len() {
@@ -253,8 +257,11 @@ impl Daemon {
         let Daemon {
             vip_commands,
             vip_worker,
+            counters,
             ..
         } = self;
+        info!(sent = counters.adverts_sent, received = counters.adverts_received,
+            send_failures = counters.send_failures, dropped = ?counters.dropped, "advert counters");
         // Closing the queue lets the worker finish what is queued and return.
         drop(vip_commands);
         if tokio::time::timeout(SHUTDOWN_BUDGET, vip_worker)
@@ -277,6 +284,7 @@ impl Daemon {
                 result,
             } => self.receive(socket, src, dst, ttl, result, now),
             Event::Unreadable { socket, error } => {
+                self.counters.drop(counters::UNREADABLE);
                 let entry = &self.sockets[socket];
                 debug!(iface = %entry.interface, %error, "unreadable packet dropped");
             }
@@ -329,15 +337,18 @@ impl Daemon {
         let adv = match result {
             Ok(adv) => adv,
             Err(error) => {
+                self.counters.drop(error.kind());
                 debug!(from = %src, %error, "malformed VRRP packet dropped");
                 return;
             }
         };
+        self.counters.adverts_received += 1;
         let Some(id) = self
             .instances
             .iter()
             .position(|instance| instance.socket == socket && instance.config.vrid == adv.vrid)
         else {
+            self.counters.drop(counters::UNKNOWN_VRID);
             debug!(from = %src, vrid = adv.vrid, "advert for a VRID not configured here");
             return;
         };
@@ -346,6 +357,7 @@ impl Daemon {
             // keepalived's check_unicast_src: only listed peers; TTL is not checked in
             // unicast mode (peers may be routed), and multicast adverts are not ours.
             if !instance.config.unicast_peers.contains(&src) || dst.is_multicast() {
+                self.counters.drop(counters::UNLISTED_PEER);
                 debug!(instance = %instance.config.name, from = %src, %dst,
                     "advert from an unlisted peer or to a group dropped");
                 return;
@@ -353,6 +365,12 @@ impl Daemon {
         } else if ttl != 255 || !dst.is_multicast() {
             // RFC 5798 §7.1: "MUST verify that the IPvX TTL/HL is 255"; a multicast
             // instance also rejects unicast adverts (keepalived).
+            let reason = if ttl != 255 {
+                counters::TTL_NOT_255
+            } else {
+                counters::NOT_TO_GROUP
+            };
+            self.counters.drop(reason);
             debug!(instance = %instance.config.name, from = %src, ttl, %dst,
                 "advert with a TTL other than 255 or not to the group dropped");
             return;
@@ -414,6 +432,7 @@ impl Daemon {
         // Disjoint field borrows: the instance is changed while commands are queued.
         let vip_commands = &self.vip_commands;
         let queue = |command| queue(vip_commands, command);
+        let counters = &mut self.counters;
         let instance = &mut self.instances[id];
         let name = &instance.config.name;
         match action {
@@ -427,8 +446,12 @@ impl Daemon {
                         .and_then(|bytes| {
                             socket.send(&bytes, dst).map_err(|error| error.to_string())
                         });
-                    if let Err(error) = sent {
-                        warn!(instance = %name, %dst, %error, "advert not sent");
+                    match sent {
+                        Ok(()) => counters.adverts_sent += 1,
+                        Err(error) => {
+                            counters.send_failures += 1;
+                            warn!(instance = %name, %dst, %error, "advert not sent");
+                        }
                     }
                 }
                 if adv.priority == 0 {
@@ -465,11 +488,13 @@ impl Daemon {
                 info!(instance = %name, vrid = instance.config.vrid,
                     iface = %instance.config.interface, %from, %to, %reason, "transition");
             }
-            Action::Discard { from, reason } => match reason {
+            Action::Discard { from, reason } => {
+                counters.drop(reason.kind());
                 // Routine while a lower Master runs and we wait to preempt.
-                DiscardReason::LowerPriority { .. } => {}
-                _ => debug!(instance = %name, %from, ?reason, "advert discarded"),
-            },
+                if !matches!(reason, DiscardReason::LowerPriority { .. }) {
+                    debug!(instance = %name, %from, ?reason, "advert discarded");
+                }
+            }
             Action::Warn { from, warning } => {
                 let due = instance
                     .last_warning

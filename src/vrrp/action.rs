@@ -151,6 +151,23 @@ pub enum DiscardReason {
     },
 }
 
+impl DiscardReason {
+    /// A stable snake_case name per variant, for counters and metrics labels.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DiscardReason::NotRunning => "not_running",
+            DiscardReason::InFault => "in_fault",
+            DiscardReason::OwnAdvert => "own_advert",
+            DiscardReason::VridMismatch { .. } => "vrid_mismatch",
+            DiscardReason::VersionMismatch => "version_mismatch",
+            DiscardReason::FamilyMismatch => "family_mismatch",
+            DiscardReason::AuthMismatch => "auth_mismatch",
+            DiscardReason::IntervalMismatch { .. } => "interval_mismatch",
+            DiscardReason::LowerPriority { .. } => "lower_priority",
+        }
+    }
+}
+
 /// Odd but accepted adverts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum AdvertWarning {

@@ -172,6 +172,30 @@ pub enum DecodeError {
     Ipv4Fragment { offset: u16, more_fragments: bool },
 }
 
+impl DecodeError {
+    /// A stable snake_case name per variant, for counters and metrics labels.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            DecodeError::TooShort { .. } => "too_short",
+            DecodeError::BadVersion { .. } => "bad_version",
+            DecodeError::BadType { .. } => "bad_type",
+            DecodeError::MixedEndpointFamilies { .. } => "mixed_endpoint_families",
+            DecodeError::V2OverIpv6 => "v2_over_ipv6",
+            DecodeError::LengthMismatch { .. } => "length_mismatch",
+            DecodeError::BadChecksum { .. } => "bad_checksum",
+            DecodeError::ZeroVrid => "zero_vrid",
+            DecodeError::ZeroInterval => "zero_interval",
+            DecodeError::NoAddresses => "no_addresses",
+            DecodeError::UnsupportedAuthType { .. } => "unsupported_auth_type",
+            DecodeError::NotIpv4 { .. } => "not_ipv4",
+            DecodeError::BadIpv4HeaderLength { .. } => "bad_ipv4_header_length",
+            DecodeError::Ipv4LengthMismatch { .. } => "ipv4_length_mismatch",
+            DecodeError::BadIpv4Checksum { .. } => "bad_ipv4_checksum",
+            DecodeError::Ipv4Fragment { .. } => "ipv4_fragment",
+        }
+    }
+}
+
 /// Why an advertisement could not be encoded (a programming or config error, never input).
 #[derive(Clone, Debug, PartialEq, Eq, Error)]
 pub enum EncodeError {
