@@ -3,6 +3,7 @@
 
 pub mod config;
 pub mod daemon;
+pub mod health;
 pub mod net;
 pub mod telemetry;
 pub mod vrrp;
