@@ -197,6 +197,8 @@ frontend app
 struct Sample {
     /// When the request started (wall clock, µs).
     sent: i64,
+    /// When the answer (or the failure) came.
+    done: i64,
     /// `X-Served-By` of a 200 answer; `None` for a failure.
     served_by: Option<String>,
     /// Why it failed.
@@ -345,22 +347,16 @@ async fn request(target: SocketAddr) -> Sample {
         parse_answer(&answer)
     })
     .await;
-    match outcome {
-        Ok(Ok(node)) => Sample {
-            sent,
-            served_by: Some(node),
-            error: None,
-        },
-        Ok(Err(error)) => Sample {
-            sent,
-            served_by: None,
-            error: Some(error),
-        },
-        Err(_) => Sample {
-            sent,
-            served_by: None,
-            error: Some("no answer in time".to_owned()),
-        },
+    let (served_by, error) = match outcome {
+        Ok(Ok(node)) => (Some(node), None),
+        Ok(Err(error)) => (None, Some(error)),
+        Err(_) => (None, Some("no answer in time".to_owned())),
+    };
+    Sample {
+        sent,
+        done: now_us(),
+        served_by,
+        error,
     }
 }
 
@@ -532,17 +528,32 @@ fn transition_row(t: &Transition, origin: i64) -> (i64, String) {
 // ---------------------------------------------------------------------------------------
 // The demo.
 
-/// The daemons, kept alive for as long as the demo runs.
+/// The daemons (host name, program, process), kept alive for as long as the demo runs.
 struct Daemons {
-    list: Vec<(&'static str, LabProcess)>,
+    list: Vec<(&'static str, &'static str, LabProcess)>,
 }
 
 impl Daemons {
+    fn spawn(
+        &mut self,
+        host: &Host,
+        name: &'static str,
+        program: &'static str,
+        argv: &[&str],
+        env: &[(&str, &str)],
+    ) -> io::Result<()> {
+        let process = host
+            .spawn(argv, env)
+            .map_err(|e| io::Error::new(e.kind(), format!("starting {program} on {name}: {e}")))?;
+        self.list.push((name, program, process));
+        Ok(())
+    }
+
     fn vipkeeper_log(&self, node: &str) -> String {
         self.list
             .iter()
-            .find(|(name, p)| *name == node && p.label().ends_with(".vipkeeper"))
-            .map(|(_, p)| p.stderr())
+            .find(|(name, program, _)| *name == node && *program == "vipkeeper")
+            .map(|(_, _, p)| p.stderr())
             .unwrap_or_default()
     }
 
@@ -557,12 +568,11 @@ impl Daemons {
 
     /// Every daemon still runs; otherwise which one stopped, and its log.
     fn check(&mut self) -> io::Result<()> {
-        for (node, process) in &mut self.list {
+        for (node, program, process) in &mut self.list {
             if let Some(status) = process.try_wait()? {
                 return Err(io::Error::other(format!(
-                    "{} on {node} exited ({status}):\n{}",
-                    process.label(),
-                    process.stderr()
+                    "{program} on {node} exited ({status}); its stderr:\n{}",
+                    process.stderr().trim_end()
                 )));
             }
         }
@@ -587,11 +597,15 @@ fn run(bin: &Path) -> io::Result<bool> {
         namespaces.len()
     ));
     let mut daemons = Daemons { list: Vec::new() };
-    let result = demo(&lab, bin, &clock, &mut daemons);
+    let mut result = demo(&lab, bin, &clock, &mut daemons);
     match &result {
         Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
         Err(_) | Ok(false) => {
-            eprintln!("\n--- what the lab looked like ---");
+            if let Err(e) = &result {
+                println!("\nFAIL: {e}");
+                result = Ok(false);
+            }
+            eprintln!("\n--- what the lab looked like (lab diagnostics) ---");
             for node in ["lb1", "lb2"] {
                 eprintln!("--- {node} vipkeeper log\n{}", daemons.vipkeeper_log(node));
             }
@@ -655,10 +669,8 @@ fn demo(lab: &Lab, bin: &Path, clock: &Clock, daemons: &mut Daemons) -> io::Resu
     let backend = lab.backend();
     let backend_ip = backend.ipv4();
     backend.write_file(Path::new(HAPROXY_CONFIG), HAPROXY_BACKEND_CONFIG.as_bytes())?;
-    daemons.list.push((
-        "backend",
-        backend.spawn(&["haproxy", "-db", "-f", HAPROXY_CONFIG], &[])?,
-    ));
+    let haproxy = ["haproxy", "-db", "-f", HAPROXY_CONFIG];
+    daemons.spawn(backend, "backend", "haproxy", &haproxy, &[])?;
     let nodes = [("lb1", LB1_PRIORITY), ("lb2", LB2_PRIORITY)];
     for (i, (name, _)) in nodes.iter().enumerate() {
         let host = lab.node(i + 1);
@@ -666,10 +678,7 @@ fn demo(lab: &Lab, bin: &Path, clock: &Clock, daemons: &mut Daemons) -> io::Resu
             Path::new(HAPROXY_CONFIG),
             haproxy_lb_config(name, backend_ip).as_bytes(),
         )?;
-        daemons.list.push((
-            name,
-            host.spawn(&["haproxy", "-db", "-f", HAPROXY_CONFIG], &[])?,
-        ));
+        daemons.spawn(host, name, "haproxy", &haproxy, &[])?;
     }
     let started = now_us();
     for (i, (name, priority)) in nodes.iter().enumerate() {
@@ -678,13 +687,13 @@ fn demo(lab: &Lab, bin: &Path, clock: &Clock, daemons: &mut Daemons) -> io::Resu
             Path::new(VIPKEEPER_CONFIG),
             vipkeeper_config(name, *priority).as_bytes(),
         )?;
-        daemons.list.push((
+        daemons.spawn(
+            host,
             name,
-            host.spawn(
-                &[bin, "run", "-c", VIPKEEPER_CONFIG],
-                &[("VIPKEEPER_LOG", "info")],
-            )?,
-        ));
+            "vipkeeper",
+            &[bin, "run", "-c", VIPKEEPER_CONFIG],
+            &[("VIPKEEPER_LOG", "info")],
+        )?;
     }
     clock.say("started haproxy on backend, lb1 and lb2, then vipkeeper on lb1 and lb2");
     let mut client = Client::start(lab.client())?;
@@ -710,15 +719,16 @@ fn demo(lab: &Lab, bin: &Path, clock: &Clock, daemons: &mut Daemons) -> io::Resu
     let first_lb1 = client
         .samples()
         .iter()
-        .find(|s| s.by("lb1"))
-        .map(|s| s.sent)
+        .filter(|s| s.by("lb1"))
+        .map(|s| s.done)
+        .min()
         .unwrap_or(started);
     clock.say(&format!(
-        "lb1 is MASTER after {} ms (its log: {}); the client's first answer from lb1 came {} ms after the start",
+        "lb1 is MASTER after {} ms ({}); the client's first answer from lb1 arrived at {} ms",
         ms(started, lb1_master),
         log.iter()
             .find(|t| t.node == "lb1" && t.to == "MASTER")
-            .map(|t| format!("{} -> {}, {}", t.from, t.to, t.reason))
+            .map(|t| format!("{} -> {}: {}", t.from, t.to, t.reason))
             .unwrap_or_default(),
         ms(started, first_lb1),
     ));
@@ -740,8 +750,16 @@ fn demo(lab: &Lab, bin: &Path, clock: &Clock, daemons: &mut Daemons) -> io::Resu
         steady.iter().filter(|s| !s.ok()).count(),
     ));
 
-    // 3. Pull lb1's cable.
-    clock.say("pulling lb1's cable (its switch port goes down)");
+    // 3. Pull lb1's cable, at a random moment between two of its adverts: the election
+    // fixed their phase, and a fixed pause would always pull at the same point of it.
+    let interval = u64::from(ADVERT.get()) * 10;
+    let jitter = u64::from(
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_micros()),
+    ) % (interval * 1000);
+    pause(Duration::from_micros(jitter))?;
+    clock.say("pulling lb1's cable (its switch ports go down)");
     let pulled = now_us();
     lab.node(1).set_link(false)?;
     let pull_took = ms(pulled, now_us());
@@ -749,10 +767,16 @@ fn demo(lab: &Lab, bin: &Path, clock: &Clock, daemons: &mut Daemons) -> io::Resu
         samples.iter().any(|s| s.sent >= pulled && s.by("lb2"))
     })?;
     if took_over.is_some() {
-        let seen = now_us();
+        let answered = client
+            .samples()
+            .iter()
+            .filter(|s| s.sent >= pulled && s.by("lb2"))
+            .map(|s| s.done)
+            .min()
+            .unwrap_or(pulled);
         clock.say(&format!(
             "lb2 answers the client ({} ms after the pull); letting it run",
-            ms(pulled, seen)
+            ms(pulled, answered)
         ));
         pause(STEADY)?;
     } else {
@@ -832,12 +856,27 @@ fn report(samples: &[Sample], log: &[Transition], m: Marks) -> bool {
             m.pull_took
         ),
     )];
-    let in_window = |t: &&Transition| t.at >= m.pulled - 50_000 && t.at < m.plugged;
+    let in_window = |t: &&Transition| t.at >= m.pulled && t.at < m.plugged;
     rows.extend(
         log.iter()
             .filter(in_window)
             .map(|t| transition_row(t, m.pulled)),
     );
+    // lb2 became Master one Master_Down_Interval after the last advert it heard.
+    if let Some(takeover) = log
+        .iter()
+        .filter(in_window)
+        .find(|t| t.node == "lb2" && t.to == "MASTER" && t.reason.starts_with("master down"))
+    {
+        let heard = takeover.at - timers.master_down_interval.as_micros() as i64;
+        rows.push((
+            ms(m.pulled, heard),
+            format!(
+                "lb1's last advert heard by lb2 (its takeover minus Master_Down_Interval {})",
+                fmt_duration(timers.master_down_interval)
+            ),
+        ));
+    }
     if let Some(first_lb2) = first_lb2 {
         let last_ok = failover
             .iter()
@@ -871,7 +910,10 @@ fn report(samples: &[Sample], log: &[Transition], m: Marks) -> bool {
         }
         rows.push((
             ms(m.pulled, first_lb2.sent),
-            "first request answered by lb2".to_owned(),
+            format!(
+                "first request answered by lb2 (answered in {:.1} ms)",
+                (first_lb2.done - first_lb2.sent) as f64 / 1000.0
+            ),
         ));
         outage = Some((ms(origin, first_lb2.sent), failed));
     } else {
@@ -916,7 +958,10 @@ fn report(samples: &[Sample], log: &[Transition], m: Marks) -> bool {
     if let Some(first_lb1) = first_lb1 {
         rows.push((
             ms(m.plugged, first_lb1.sent),
-            "first request answered by lb1 again".to_owned(),
+            format!(
+                "first request answered by lb1 again (answered in {:.1} ms)",
+                (first_lb1.done - first_lb1.sent) as f64 / 1000.0
+            ),
         ));
     } else {
         failures.push("lb1 did not answer the client again after its cable came back".to_owned());
