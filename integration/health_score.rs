@@ -52,24 +52,92 @@ fn contributions_follow_keepalived() {
         ..track(weight, state)
     };
     let rows: Vec<(&str, Track, Contribution)> = vec![
-        ("positive weight, up: added", track(20, Up), Contribution::Points(20)),
-        ("positive weight, down: nothing", track(20, Down), Contribution::Points(0)),
-        ("negative weight, up: nothing", track(-60, Up), Contribution::Points(0)),
-        ("negative weight, down: applied", track(-60, Down), Contribution::Points(-60)),
+        (
+            "positive weight, up: added",
+            track(20, Up),
+            Contribution::Points(20),
+        ),
+        (
+            "positive weight, down: nothing",
+            track(20, Down),
+            Contribution::Points(0),
+        ),
+        (
+            "negative weight, up: nothing",
+            track(-60, Up),
+            Contribution::Points(0),
+        ),
+        (
+            "negative weight, down: applied",
+            track(-60, Down),
+            Contribution::Points(-60),
+        ),
         ("weight 0, down: FAULT", track(0, Down), Contribution::Fault),
-        ("weight 0, up: nothing", track(0, Up), Contribution::Points(0)),
-        ("no result yet: nothing", track(-60, Unknown), Contribution::Points(0)),
-        ("no result yet, weight 0: no FAULT", track(0, Unknown), Contribution::Points(0)),
-        ("reverse swaps up and down", reversed(-60, Up), Contribution::Points(-60)),
-        ("reverse weight 0: FAULT while up", reversed(0, Up), Contribution::Fault),
-        ("graded negative: w × (1 − f)", graded(-60, 0.5), Contribution::Points(-30)),
-        ("graded all usable: nothing lost", graded(-60, 1.0), Contribution::Points(0)),
-        ("graded positive: w × f", graded(30, 2.0 / 3.0), Contribution::Points(20)),
-        ("file: value × weight", file(10, 3), Contribution::Points(30)),
-        ("file: capped at +253", file(100, 9), Contribution::Points(253)),
-        ("file: −254 or less is FAULT", file(-127, 2), Contribution::Fault),
-        ("file weight 0: non-zero is FAULT", file(0, 1), Contribution::Fault),
-        ("file weight 0: zero is fine", file(0, 0), Contribution::Points(0)),
+        (
+            "weight 0, up: nothing",
+            track(0, Up),
+            Contribution::Points(0),
+        ),
+        (
+            "no result yet: nothing",
+            track(-60, Unknown),
+            Contribution::Points(0),
+        ),
+        (
+            "no result yet, weight 0: no FAULT",
+            track(0, Unknown),
+            Contribution::Points(0),
+        ),
+        (
+            "reverse swaps up and down",
+            reversed(-60, Up),
+            Contribution::Points(-60),
+        ),
+        (
+            "reverse weight 0: FAULT while up",
+            reversed(0, Up),
+            Contribution::Fault,
+        ),
+        (
+            "graded negative: w × (1 − f)",
+            graded(-60, 0.5),
+            Contribution::Points(-30),
+        ),
+        (
+            "graded all usable: nothing lost",
+            graded(-60, 1.0),
+            Contribution::Points(0),
+        ),
+        (
+            "graded positive: w × f",
+            graded(30, 2.0 / 3.0),
+            Contribution::Points(20),
+        ),
+        (
+            "file: value × weight",
+            file(10, 3),
+            Contribution::Points(30),
+        ),
+        (
+            "file: capped at +253",
+            file(100, 9),
+            Contribution::Points(253),
+        ),
+        (
+            "file: −254 or less is FAULT",
+            file(-127, 2),
+            Contribution::Fault,
+        ),
+        (
+            "file weight 0: non-zero is FAULT",
+            file(0, 1),
+            Contribution::Fault,
+        ),
+        (
+            "file weight 0: zero is fine",
+            file(0, 0),
+            Contribution::Points(0),
+        ),
     ];
     for (rule, track, expected) in rows {
         assert_eq!(contribution(&track), expected, "{rule}");
@@ -94,8 +162,18 @@ fn effective_priority_sums_and_clamps() {
         ),
         ("clamped at 1", 50, vec![track(-100, Down)], Value(1)),
         ("clamped at 254", 250, vec![track(50, Up)], Value(254)),
-        ("weight 0 down: FAULT", 150, vec![track(-10, Up), track(0, Down)], Fault),
-        ("owner never changes", 255, vec![track(-100, Down)], Value(255)),
+        (
+            "weight 0 down: FAULT",
+            150,
+            vec![track(-10, Up), track(0, Down)],
+            Fault,
+        ),
+        (
+            "owner never changes",
+            255,
+            vec![track(-100, Down)],
+            Value(255),
+        ),
         ("owner still faults", 255, vec![track(0, Down)], Fault),
     ];
     for (rule, base, tracks, expected) in rows {
@@ -141,5 +219,8 @@ fn rise_and_fall_keep_a_flapping_check_from_moving_the_priority() {
         }];
         priorities.push(effective_priority(150, &tracks));
     }
-    assert!(priorities.iter().all(|p| *p == Value(150)), "{priorities:?}");
+    assert!(
+        priorities.iter().all(|p| *p == Value(150)),
+        "{priorities:?}"
+    );
 }

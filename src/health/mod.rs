@@ -15,7 +15,9 @@ pub mod haproxy;
 pub mod http;
 pub mod mysql;
 pub mod process;
+pub mod score;
 pub mod tcp;
+pub mod tracker;
 
 use serde::{Deserialize, Serialize};
 

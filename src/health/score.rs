@@ -11,6 +11,7 @@
 //!   contribution of −254 or less is FAULT, as keepalived);
 //! - the sum is clamped to 1..=254; an owner (255) never changes, only FAULT acts on it;
 //! - a check with no result yet contributes nothing.
+//!
 //! Must not do I/O; knows nothing of probes or routers.
 
 use super::tracker::{CheckState, CheckView};
@@ -65,7 +66,11 @@ pub fn contribution(track: &Track) -> Contribution {
         };
     }
     // The usable share: 0 when down, the graded fraction when up, 1 for plain checks.
-    let mut share = if down { 0.0 } else { view.fraction.unwrap_or(1.0) };
+    let mut share = if down {
+        0.0
+    } else {
+        view.fraction.unwrap_or(1.0)
+    };
     if track.reverse && view.fraction.is_some() && !down {
         share = 1.0 - share;
     }
