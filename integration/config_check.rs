@@ -1072,7 +1072,7 @@ vips = [{ address = "192.0.2.50/24", device = "eth1" }]
     );
     rejects(
         "[vrrp]\n",
-        "1:2: vrrp: unknown key `vrrp`, expected `global` or `instance`",
+        "1:2: vrrp: unknown key `vrrp`, expected one of `global`, `instance`, `check`",
     );
 }
 
@@ -1322,5 +1322,223 @@ garp_master_delay = "2000s"
 vips = ["192.0.2.50"]
 "#,
         "5:21: instance[0].garp_master_delay: garp_master_delay must be 0s (no second burst)..1000s",
+    );
+}
+
+// ---------------------------------------------------------------------------------------
+// Checks and tracks
+
+const INSTANCE_WITH_TRACKS: &str = r#"[global]
+node_name = "lb1"
+[[instance]]
+name = "web"
+interface = "eth0"
+vrid = 51
+priority = 150
+vips = ["192.0.2.50/24"]
+"#;
+
+/// A config of one instance tracking `track`, followed by `checks`.
+fn with_checks(track: &str, checks: &str) -> String {
+    format!("{INSTANCE_WITH_TRACKS}{track}\n{checks}")
+}
+
+#[test]
+fn checks_print_their_settings_and_the_priority_range() {
+    let outcome = accepts(&with_checks(
+        r#"track = [{ check = "haproxy", weight = -60 }, { check = "backends", weight = -30 }, { check = "eth1" }]"#,
+        r#"
+[check.haproxy]
+type = "process"
+name = "haproxy"
+
+[check.backends]
+type = "haproxy"
+socket = "/run/haproxy/admin.sock"
+backend = "be_web"
+graded = true
+interval = "100ms"
+rise = 2
+
+[check.eth1]
+type = "interface"
+interface = "eth1"
+"#,
+    ));
+    let out = &outcome.stdout;
+    for expected in [
+        "# effective priority: 60..150 from its tracks (FAULT when a weight-0 check fails)",
+        "  { check = \"eth1\", weight = 0, reverse = false },",
+        "[check.backends]\ntype = \"haproxy\"\ninterval = \"100ms\"\ntimeout = \"100ms\"\nrise = 2\nfall = 1",
+        "[check.haproxy]\ntype = \"process\"",
+        "rescan = \"1s\"",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
+    }
+    assert_eq!(outcome.stderr, "");
+    // The output is itself a valid configuration that prints the same settings.
+    let body: String = out.lines().skip(2).map(|l| format!("{l}\n")).collect();
+    let again = accepts(&body);
+    let again: String = again
+        .stdout
+        .lines()
+        .skip(2)
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert_eq!(again, body);
+}
+
+#[test]
+fn check_rules_are_enforced_with_positions() {
+    let cases = [
+        (
+            "[check.x]\ntype = \"ping\"\n",
+            "11:8: check.x.type: type must be one of",
+        ),
+        (
+            "[check.x]\ntype = \"tcp\"\naddress = \"127.0.0.1:80\"\nbackend = \"be\"\n",
+            "13:11: check.x.backend: does not apply to type = \"tcp\"",
+        ),
+        (
+            "[check.x]\ntype = \"tcp\"\n",
+            "10:1: check.x.address: required key is missing",
+        ),
+        (
+            "[check.x]\ntype = \"tcp\"\naddress = \"192.0.2.10\"\n",
+            "12:11: check.x.address: \"192.0.2.10\" is not ADDRESS:PORT",
+        ),
+        (
+            "[check.x]\ntype = \"haproxy\"\naddress = \"192.0.2.10:9999\"\n",
+            "12:11: check.x.address: 192.0.2.10:9999 is not on loopback",
+        ),
+        (
+            "[check.x]\ntype = \"haproxy\"\nsocket = \"/run/a.sock\"\naddress = \"127.0.0.1:1\"\n",
+            "12:10: check.x.socket: set exactly one of `socket` and `address`",
+        ),
+        (
+            "[check.x]\ntype = \"haproxy\"\nsocket = \"/run/a.sock\"\nmin_up = 2\ngraded = true\n",
+            "13:10: check.x.min_up: set exactly one of `min_up` and `graded`",
+        ),
+        (
+            "[check.x]\ntype = \"http\"\nurl = \"ftp://192.0.2.10/\"\n",
+            "12:7: check.x.url: \"ftp://192.0.2.10/\" is not an http:// or https:// URL",
+        ),
+        (
+            "[check.x]\ntype = \"http\"\nurl = \"http://192.0.2.10/\"\nexpect_status = [200, 99]\n",
+            "13:23: check.x.expect_status: must be an HTTP status 100..599, got 99",
+        ),
+        (
+            "[check.x]\ntype = \"exec\"\ncommand = [\"check_haproxy\"]\n",
+            "12:12: check.x.command: \"check_haproxy\" must be an absolute path",
+        ),
+        (
+            "[check.x]\ntype = \"exec\"\ncommand = [\"a\", \"b\"]\nshell = true\n",
+            "12:11: check.x.command: with shell = true, command is one string",
+        ),
+        (
+            "[check.x]\ntype = \"process\"\nname = \"haproxy-master-long\"\n",
+            "12:8: check.x.name: \"haproxy-master-long\" is longer than 15 bytes",
+        ),
+        (
+            "[check.x]\ntype = \"file\"\npath = \"prio\"\n",
+            "12:8: check.x.path: \"prio\" must be an absolute path",
+        ),
+        (
+            "[check.x]\ntype = \"exec\"\ncommand = [\"/bin/true\"]\nrise = 0\n",
+            "13:8: check.x.rise: must be 1..100, got 0",
+        ),
+        (
+            "[check.x]\ntype = \"exec\"\ncommand = [\"/bin/true\"]\ninterval = \"5ms\"\n",
+            "13:12: check.x.interval: must be 10ms..1h, got 5",
+        ),
+    ];
+    for (checks, expected) in cases {
+        rejects(
+            &with_checks("track = [{ check = \"x\", weight = -10 }]", checks),
+            expected,
+        );
+    }
+}
+
+#[test]
+fn track_rules_are_enforced_with_positions() {
+    let check = "[check.x]\ntype = \"exec\"\ncommand = [\"/bin/true\"]\n";
+    let cases = [
+        (
+            "track = [{ check = \"nope\" }]",
+            "9:20: instance[0].track[0].check: no [check.nope] is defined",
+        ),
+        (
+            "track = [{ check = \"x\" }, { check = \"x\", weight = -5 }]",
+            "9:37: instance[0].track[1].check: check \"x\" is already tracked",
+        ),
+        (
+            "track = [{ check = \"x\", weight = -254 }]",
+            "9:34: instance[0].track[0].weight: must be -253..253, got -254",
+        ),
+        (
+            "track = [{ weight = -5 }]",
+            "9:10: instance[0].track[0].check: required key is missing",
+        ),
+    ];
+    for (track, expected) in cases {
+        rejects(&with_checks(track, check), expected);
+    }
+}
+
+#[test]
+fn a_weight_smaller_than_the_gap_to_the_peer_is_warned_about() {
+    // keepalived's classic pair: 101/100 with a -2 weight... is fine; 150/100 with -2 is not.
+    let text = with_checks(
+        "track = [{ check = \"x\", weight = -2 }]\npeer_priority = 100",
+        "[check.x]\ntype = \"process\"\nname = \"haproxy\"\n",
+    );
+    let outcome = accepts(&text);
+    assert!(
+        outcome.stderr.contains(
+            "9:9: instance[0].track: warning: with every tracked check failing this instance \
+             still has priority 148 (configured 150), not below the peer's 100"
+        ),
+        "{}",
+        outcome.stderr
+    );
+    assert!(
+        outcome.stderr.contains("needs weight = -51 or lower"),
+        "{}",
+        outcome.stderr
+    );
+    // Enough weight: no warning.
+    let text = text.replace("weight = -2", "weight = -51");
+    assert_eq!(accepts(&text).stderr, "");
+    // weight 0 (FAULT) always moves the VIP: no warning either.
+    let text = text.replace("weight = -51", "weight = 0");
+    assert_eq!(accepts(&text).stderr, "");
+}
+
+#[test]
+fn unused_checks_and_owner_weights_are_warned_about() {
+    let outcome = accepts(&with_checks(
+        "",
+        "[check.unused]\ntype = \"process\"\nname = \"haproxy\"\n",
+    ));
+    assert!(
+        outcome
+            .stderr
+            .contains("10:1: check.unused: warning: no instance tracks this check"),
+        "{}",
+        outcome.stderr
+    );
+    let owner = with_checks(
+        "track = [{ check = \"x\", weight = -60 }]",
+        "[check.x]\ntype = \"process\"\nname = \"haproxy\"\n",
+    )
+    .replace("priority = 150", "priority = 255");
+    let outcome = accepts(&owner);
+    assert!(
+        outcome
+            .stderr
+            .contains("warning: weights have no effect at priority 255"),
+        "{}",
+        outcome.stderr
     );
 }

@@ -9,7 +9,11 @@
 use std::fmt::Write;
 
 use super::duration;
-use super::validate::{family_name, Config, Garp, Instance};
+use super::validate::{family_name, Check, CheckKind, Config, Garp, Instance};
+use crate::health::haproxy::{Judge, StatsTarget};
+use crate::health::http::HttpMethod;
+use crate::health::process::ProcessMatch;
+use crate::health::score::priority_range;
 use crate::vrrp::packet::{Auth, ChecksumMode};
 use crate::vrrp::{Family, Version, OWNER_PRIORITY};
 
@@ -25,6 +29,10 @@ pub fn effective_settings(config: &Config) -> String {
     for instance in &config.instances {
         out.push('\n');
         render_instance(&mut out, instance);
+    }
+    for check in &config.checks {
+        out.push('\n');
+        render_check(&mut out, check);
     }
     out
 }
@@ -110,8 +118,53 @@ fn render_instance(out: &mut String, instance: &Instance) {
         );
     }
     out.push_str("]\n");
+    if !instance.tracks.is_empty() {
+        out.push_str("track = [\n");
+        for track in &instance.tracks {
+            line(
+                out,
+                format_args!(
+                    "  {{ check = {}, weight = {}, reverse = {} }},",
+                    quote(&track.check),
+                    track.weight,
+                    track.reverse
+                ),
+            );
+        }
+        out.push_str("]\n");
+    }
+    if let Some(peer) = instance.peer_priority {
+        line(out, format_args!("peer_priority = {peer}"));
+    }
 
     line(out, format_args!("# family: {family}"));
+    if !instance.tracks.is_empty() {
+        let weights: Vec<(i32, bool)> = instance
+            .tracks
+            .iter()
+            .map(|track| (track.weight, track.is_file))
+            .collect();
+        let range = priority_range(instance.priority, &weights);
+        let mut notes = Vec::new();
+        if range.can_fault {
+            notes.push("FAULT when a weight-0 check fails");
+        }
+        if range.has_file_tracks {
+            notes.push("file values not included");
+        }
+        let notes = if notes.is_empty() {
+            String::new()
+        } else {
+            format!(" ({})", notes.join("; "))
+        };
+        line(
+            out,
+            format_args!(
+                "# effective priority: {}..{} from its tracks{notes}",
+                range.lowest, range.highest
+            ),
+        );
+    }
     let from = match (instance.unicast_source, instance.family) {
         (Some(source), _) => source.to_string(),
         (None, Family::Ipv4) => format!("the primary IPv4 address of {}", instance.interface),
@@ -147,6 +200,86 @@ fn render_instance(out: &mut String, instance: &Instance) {
             instance.priority,
         ),
     );
+}
+
+fn render_check(out: &mut String, check: &Check) {
+    line(out, format_args!("[check.{}]", check.name));
+    line(out, format_args!("type = \"{}\"", check.kind.type_name()));
+    let interval = duration::format(check.interval);
+    let timeout = duration::format(check.timeout);
+    line(out, format_args!("interval = \"{interval}\""));
+    line(out, format_args!("timeout = \"{timeout}\""));
+    line(out, format_args!("rise = {}", check.rise));
+    line(out, format_args!("fall = {}", check.fall));
+    line(out, format_args!("init_fail = {}", check.init_fail));
+    match &check.kind {
+        CheckKind::Haproxy(settings) => {
+            match &settings.target {
+                StatsTarget::Unix(path) => line(
+                    out,
+                    format_args!("socket = {}", quote(&path.display().to_string())),
+                ),
+                StatsTarget::Tcp(address) => line(out, format_args!("address = \"{address}\"")),
+            }
+            if let Some(backend) = &settings.backend {
+                line(out, format_args!("backend = {}", quote(backend)));
+            }
+            match settings.judge {
+                Judge::MinUp(count) => line(out, format_args!("min_up = {count}")),
+                Judge::Graded => line(out, format_args!("graded = true")),
+            }
+        }
+        CheckKind::Tcp(settings) => line(out, format_args!("address = \"{}\"", settings.address)),
+        CheckKind::Http(settings) => {
+            line(out, format_args!("url = {}", quote(&settings.url)));
+            let method = match settings.method {
+                HttpMethod::Get => "GET",
+                HttpMethod::Head => "HEAD",
+            };
+            line(out, format_args!("method = \"{method}\""));
+            let statuses: Vec<String> = settings.expect_status.iter().map(u16::to_string).collect();
+            line(
+                out,
+                format_args!("expect_status = [{}]", statuses.join(", ")),
+            );
+            if let Some(body) = &settings.body_contains {
+                line(out, format_args!("body_contains = {}", quote(body)));
+            }
+            if let Some(host) = &settings.host {
+                line(out, format_args!("host = {}", quote(host)));
+            }
+            line(out, format_args!("verify_tls = {}", settings.verify_tls));
+        }
+        CheckKind::Mysql(settings) => {
+            line(out, format_args!("address = \"{}\"", settings.address));
+            line(out, format_args!("user = {}", quote(&settings.user)));
+            let file = settings.password_file.display().to_string();
+            line(out, format_args!("password_file = {}", quote(&file)));
+        }
+        CheckKind::Exec(settings) => {
+            let argv: Vec<String> = settings.argv.iter().map(|arg| quote(arg)).collect();
+            line(out, format_args!("command = [{}]", argv.join(", ")));
+            line(out, format_args!("shell = {}", settings.shell));
+        }
+        CheckKind::Interface { interface } => {
+            line(out, format_args!("interface = {}", quote(interface)))
+        }
+        CheckKind::File(settings) => {
+            let path = settings.path.display().to_string();
+            line(out, format_args!("path = {}", quote(&path)));
+        }
+        CheckKind::Process(settings) => {
+            match &settings.matcher {
+                ProcessMatch::Name(name) => line(out, format_args!("name = {}", quote(name))),
+                ProcessMatch::Pidfile(path) => {
+                    let path = path.display().to_string();
+                    line(out, format_args!("pidfile = {}", quote(&path)))
+                }
+            }
+            let rescan = duration::format(settings.rescan);
+            line(out, format_args!("rescan = \"{rescan}\""));
+        }
+    }
 }
 
 fn line(out: &mut String, text: std::fmt::Arguments<'_>) {

@@ -178,6 +178,48 @@ pub enum Problem {
     PreemptDelay(String),
     #[error("must be 0..100 announcements per VIP, got {0}")]
     GarpRepeat(i64),
+
+    #[error("invalid check name {0:?}: {1}")]
+    CheckName(String, NameError),
+    #[error(
+        "type must be one of \"haproxy\", \"tcp\", \"http\", \"mysql\", \"exec\", \
+         \"interface\", \"file\", \"process\"; got {0:?}"
+    )]
+    CheckType(String),
+    #[error("does not apply to type = {0:?}")]
+    NotForType(&'static str),
+    #[error("set exactly one of `{0}` and `{1}`")]
+    ExactlyOne(&'static str, &'static str),
+    #[error("must be {range}, got {got}")]
+    OutOfRange { range: &'static str, got: i64 },
+    #[error("{0:?} is not ADDRESS:PORT (an IP address and a port, e.g. \"127.0.0.1:3306\")")]
+    SocketAddress(String),
+    #[error(
+        "{0} is not on loopback: the HAProxy stats socket must not be reachable from the \
+         network; use a unix socket or 127.0.0.1"
+    )]
+    NotLoopback(std::net::SocketAddr),
+    #[error("{0:?} is not an http:// or https:// URL")]
+    Url(String),
+    #[error("method must be \"GET\" or \"HEAD\", got {0:?}")]
+    Method(String),
+    #[error("a HEAD request has no body to search; use method = \"GET\"")]
+    BodyWithHead,
+    #[error("{0:?} must be an absolute path")]
+    NotAbsolute(String),
+    #[error("the command is empty")]
+    EmptyCommand,
+    #[error("with shell = true, command is one string for /bin/sh -c")]
+    ShellCommand,
+    #[error(
+        "{0:?} is longer than 15 bytes: the kernel keeps 15 bytes of a process name \
+         (/proc/PID/comm), so it would never match"
+    )]
+    ProcessName(String),
+    #[error("no [check.{0}] is defined")]
+    UnknownCheck(String),
+    #[error("check {0:?} is already tracked by this instance")]
+    DuplicateTrack(String),
     #[error("garp_master_delay must be 0s (no second burst)..1000s, got {0:?}")]
     GarpDelay(String),
     #[error("garp_master_refresh must be 0s (off) or 1s..24h, got {0:?}")]
@@ -259,6 +301,12 @@ impl fmt::Display for Diagnostic {
 /// The kinds of warning; none of them stops the daemon.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Warning {
+    /// A check no instance tracks is never run (as keepalived's unused vrrp_script).
+    UnusedCheck,
+    /// An owner's priority never changes (RFC 5798 §5.2.4): only weight 0 acts on it.
+    OwnerIgnoresWeights,
+    /// keepalived users' most common mistake: no failure can bring this node below its peer.
+    CannotLoseToPeer { priority: u8, lowest: u8, peer: u8 },
     /// `preempt_delay` only delays a preemption, and `preempt = false` forbids it.
     PreemptDelayWithoutPreempt,
     /// `fast_preempt` only speeds up a preemption, and `preempt = false` forbids it.
@@ -269,12 +317,32 @@ pub enum Warning {
 
 impl fmt::Display for Warning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Warning::PreemptDelayWithoutPreempt => "has no effect with preempt = false",
-            Warning::FastPreemptWithoutPreempt => "has no effect with preempt = false",
-            Warning::PreemptDelayOnOwner => {
-                "has no effect at priority 255: the address owner becomes Master at once"
+        match self {
+            Warning::UnusedCheck => {
+                f.write_str("no instance tracks this check, so it is never run")
             }
-        })
+            Warning::OwnerIgnoresWeights => f.write_str(
+                "weights have no effect at priority 255 (the address owner's priority never \
+                 changes); only weight 0 (FAULT) acts on it",
+            ),
+            Warning::CannotLoseToPeer {
+                priority,
+                lowest,
+                peer,
+            } => write!(
+                f,
+                "with every tracked check failing this instance still has priority {lowest} \
+                 (configured {priority}), not below the peer's {peer}: a failed check never \
+                 moves the VIP. A check that must move it needs weight = -{needed} or lower, \
+                 or weight 0 (FAULT)",
+                needed = i32::from(*priority) - i32::from(*peer) + 1
+            ),
+            Warning::PreemptDelayWithoutPreempt | Warning::FastPreemptWithoutPreempt => {
+                f.write_str("has no effect with preempt = false")
+            }
+            Warning::PreemptDelayOnOwner => f.write_str(
+                "has no effect at priority 255: the address owner becomes Master at once",
+            ),
+        }
     }
 }

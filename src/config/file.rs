@@ -25,6 +25,59 @@ pub const SYNTAX_KEY: &str = "(syntax)";
 pub struct FileConfig {
     pub global: Option<Spanned<FileGlobal>>,
     pub instance: Option<Spanned<Vec<Spanned<FileInstance>>>>,
+    /// `[check.NAME]` tables, by name.
+    pub check: Option<std::collections::BTreeMap<String, Spanned<FileCheck>>>,
+}
+
+/// One `[check.NAME]`: every key of every check type; `validate` refuses the keys that do
+/// not apply to the table's `type`, naming them.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileCheck {
+    #[serde(rename = "type")]
+    pub kind: Option<Spanned<String>>,
+    pub interval: Option<Spanned<FileDuration>>,
+    pub timeout: Option<Spanned<FileDuration>>,
+    pub rise: Option<Spanned<i64>>,
+    pub fall: Option<Spanned<i64>>,
+    pub init_fail: Option<Spanned<bool>>,
+    // haproxy
+    pub socket: Option<Spanned<String>>,
+    pub backend: Option<Spanned<String>>,
+    pub min_up: Option<Spanned<i64>>,
+    pub graded: Option<Spanned<bool>>,
+    // haproxy (loopback TCP), tcp, mysql
+    pub address: Option<Spanned<String>>,
+    // http
+    pub url: Option<Spanned<String>>,
+    pub method: Option<Spanned<String>>,
+    pub expect_status: Option<Spanned<Vec<Spanned<i64>>>>,
+    pub body_contains: Option<Spanned<String>>,
+    pub host: Option<Spanned<String>>,
+    pub verify_tls: Option<Spanned<bool>>,
+    // mysql
+    pub user: Option<Spanned<String>>,
+    pub password_file: Option<Spanned<String>>,
+    // exec
+    pub command: Option<Spanned<Vec<Spanned<String>>>>,
+    pub shell: Option<Spanned<bool>>,
+    // interface
+    pub interface: Option<Spanned<String>>,
+    // file
+    pub path: Option<Spanned<String>>,
+    // process
+    pub name: Option<Spanned<String>>,
+    pub pidfile: Option<Spanned<String>>,
+    pub rescan: Option<Spanned<FileDuration>>,
+}
+
+/// One entry of an instance's `track = [...]`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileTrack {
+    pub check: Option<Spanned<String>>,
+    pub weight: Option<Spanned<i64>>,
+    pub reverse: Option<Spanned<bool>>,
 }
 
 /// `[global]`: settings shared by every instance.
@@ -60,6 +113,9 @@ pub struct FileInstance {
     pub vips: Option<Spanned<Vec<Spanned<FileVip>>>>,
     pub auth_pass: Option<Spanned<String>>,
     pub v3_checksum_as_v2: Option<Spanned<bool>>,
+    pub track: Option<Spanned<Vec<Spanned<FileTrack>>>>,
+    /// The peer's configured priority, for `check` to explain the election.
+    pub peer_priority: Option<Spanned<i64>>,
     pub garp_master_repeat: Option<Spanned<i64>>,
     pub garp_master_delay: Option<Spanned<FileDuration>>,
     pub garp_master_refresh: Option<Spanned<FileDuration>>,

@@ -6,6 +6,8 @@
 //! All problems are collected, not just the first. Must not open sockets, ask the kernel
 //! about interfaces or run any VRRP logic: it describes what to run, the daemon runs it.
 
+mod checks;
+
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::ops::Range;
@@ -39,8 +41,51 @@ pub struct Config {
     pub global: Global,
     /// In file order.
     pub instances: Vec<Instance>,
+    /// `[check.NAME]` tables, by name.
+    pub checks: Vec<Check>,
     /// Accepted settings that are probably mistakes; `check` prints them.
     pub warnings: Vec<Diagnostic>,
+}
+
+/// One `[check.NAME]`: a probe, how often it runs and how its results are debounced.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Check {
+    pub name: String,
+    pub kind: CheckKind,
+    /// How often a polled check runs (watched checks ignore it).
+    pub interval: Duration,
+    /// A run still going after this is a failure (keepalived: default = interval).
+    pub timeout: Duration,
+    pub rise: u32,
+    pub fall: u32,
+    /// Start Down, so `rise` successes are needed (keepalived's `init_fail`).
+    pub init_fail: bool,
+}
+
+/// The probe of a check, with its own settings (defined by the probe modules).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum CheckKind {
+    Haproxy(crate::health::haproxy::HaproxySettings),
+    Tcp(crate::health::tcp::TcpSettings),
+    Http(crate::health::http::HttpSettings),
+    Mysql(crate::health::mysql::MysqlSettings),
+    Exec(crate::health::exec::ExecSettings),
+    Interface { interface: String },
+    File(crate::health::file::FileSettings),
+    Process(crate::health::process::ProcessSettings),
+}
+
+/// One entry of an instance's `track` list.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TrackRef {
+    /// The name of a `[check.NAME]`.
+    pub check: String,
+    /// Points added while up (> 0) or applied while down (< 0); 0 means FAULT while down.
+    pub weight: i32,
+    /// Swap up and down.
+    pub reverse: bool,
+    /// A file check: value × weight.
+    pub is_file: bool,
 }
 
 /// Settings shared by all instances.
@@ -105,6 +150,10 @@ pub struct Instance {
     pub auth: Auth,
     pub checksum_mode: ChecksumMode,
     pub garp: Garp,
+    /// Checks whose results move this instance's priority.
+    pub tracks: Vec<TrackRef>,
+    /// The peer's configured priority, only for `check` to explain the election.
+    pub peer_priority: Option<u8>,
 }
 
 impl Instance {
@@ -167,6 +216,22 @@ pub fn validate(
         vips: HashMap::new(),
     };
     let global = checker.global(file.global, hostname);
+    let check_tables = file.check.unwrap_or_default();
+    let checks: Vec<Option<Check>> = check_tables
+        .iter()
+        .map(|(name, table)| checker.check(name, table))
+        .collect();
+    let summaries: std::collections::BTreeMap<String, checks::CheckSummary> = check_tables
+        .iter()
+        .map(|(name, table)| {
+            let is_file = table
+                .get_ref()
+                .kind
+                .as_ref()
+                .is_some_and(|kind| kind.get_ref() == "file");
+            (name.clone(), checks::CheckSummary { is_file })
+        })
+        .collect();
     // Instances inherit the global announcement settings; when [global] itself is wrong
     // its errors are reported and the defaults stand in so instances are still checked.
     let global_garp = global
@@ -178,7 +243,7 @@ pub fn validate(
             .into_inner()
             .into_iter()
             .enumerate()
-            .map(|(index, instance)| checker.instance(index, instance, global_garp))
+            .map(|(index, instance)| checker.instance(index, instance, global_garp, &summaries))
             .collect(),
         Some(list) => {
             checker.error(list.span(), "instance", Problem::NoInstances);
@@ -189,13 +254,34 @@ pub fn validate(
             Vec::new()
         }
     };
-    match (global, instances.into_iter().collect::<Option<Vec<_>>>()) {
-        (Some(global), Some(instances)) if checker.errors.is_empty() => {
+    // keepalived only runs the scripts some instance tracks; say so for the others.
+    if let Some(instances) = instances
+        .iter()
+        .map(Option::as_ref)
+        .collect::<Option<Vec<_>>>()
+    {
+        for (name, table) in &check_tables {
+            if !instances
+                .iter()
+                .any(|i| i.tracks.iter().any(|t| &t.check == name))
+            {
+                checker.unused_check(table.span(), name);
+            }
+        }
+    }
+    let checks = checks.into_iter().collect::<Option<Vec<_>>>();
+    match (
+        global,
+        instances.into_iter().collect::<Option<Vec<_>>>(),
+        checks,
+    ) {
+        (Some(global), Some(instances), Some(checks)) if checker.errors.is_empty() => {
             let mut warnings = checker.warnings;
             warnings.sort_by_key(|warning| (warning.at.line, warning.at.column));
             Ok(Config {
                 global,
                 instances,
+                checks,
                 warnings,
             })
         }
@@ -364,6 +450,7 @@ impl Checker<'_> {
         index: usize,
         instance: Spanned<FileInstance>,
         global_garp: Garp,
+        checks: &std::collections::BTreeMap<String, checks::CheckSummary>,
     ) -> Option<Instance> {
         let header = instance.span();
         let file = instance.into_inner();
@@ -433,6 +520,14 @@ impl Checker<'_> {
         let auth = self.auth(file.auth_pass.as_ref(), version, key("auth_pass"));
         let checksum_mode = self.checksum_mode(&file, version, family, key("v3_checksum_as_v2"));
         self.preempt_warnings(&file, preempt, priority, preempt_delay, &key);
+        let tracks = self.tracks(file.track.as_ref(), checks, &format!("instance[{index}]"));
+        let peer_priority = file
+            .peer_priority
+            .as_ref()
+            .and_then(|setting| self.priority(Some(setting), key("peer_priority")));
+        if let (Some(priority), Some(tracks), Some(setting)) = (priority, &tracks, &file.track) {
+            self.explain_election(priority, tracks, peer_priority, setting.span(), &key);
+        }
         let garp = self.garp(
             global_garp,
             [&file.garp_master_repeat, &file.garp_lower_prio_repeat],
@@ -473,7 +568,46 @@ impl Checker<'_> {
             auth: auth?,
             checksum_mode: checksum_mode?,
             garp: garp?,
+            tracks: tracks?,
+            peer_priority: match file.peer_priority {
+                Some(_) => Some(peer_priority?),
+                None => None,
+            },
         })
+    }
+
+    /// keepalived users' most common mistake is a weight smaller than the gap to the peer:
+    /// warn when no failure can move the VIP, and when weights cannot act at all.
+    fn explain_election(
+        &mut self,
+        priority: u8,
+        tracks: &[TrackRef],
+        peer_priority: Option<u8>,
+        span: Range<usize>,
+        key: &dyn Fn(&str) -> String,
+    ) {
+        let weights: Vec<(i32, bool)> = tracks.iter().map(|t| (t.weight, t.is_file)).collect();
+        let range = crate::health::score::priority_range(priority, &weights);
+        if priority == OWNER_PRIORITY && weights.iter().any(|(weight, _)| *weight != 0) {
+            self.warn(span.clone(), key("track"), Warning::OwnerIgnoresWeights);
+        }
+        if let Some(peer) = peer_priority {
+            let reversed = tracks.iter().any(|track| track.reverse);
+            if priority != OWNER_PRIORITY
+                && priority >= peer
+                && !range.can_fault
+                && !range.has_file_tracks
+                && !reversed
+                && range.lowest >= peer
+            {
+                let warning = Warning::CannotLoseToPeer {
+                    priority,
+                    lowest: range.lowest,
+                    peer,
+                };
+                self.warn(span, key("track"), warning);
+            }
+        }
     }
 
     /// The setting, or a "missing" error at the instance's header.
