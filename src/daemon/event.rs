@@ -37,6 +37,8 @@ pub enum Event {
         added: bool,
         failures: Vec<String>,
     },
+    /// A check produced a result (from the health thread).
+    Health(crate::health::runner::HealthEvent),
     /// SIGTERM or SIGINT: stop gracefully.
     Stop { signal: &'static str },
     /// SIGHUP: reload (the configuration diff arrives with the operations work).

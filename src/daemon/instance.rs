@@ -10,7 +10,15 @@ use std::time::Instant;
 use super::announcer::Target;
 use super::event::SocketId;
 use crate::config;
-use crate::vrrp::{RouterConfig, VirtualRouter};
+use crate::vrrp::{EffectivePriority, RouterConfig, VirtualRouter};
+
+/// One tracked check of an instance, by its index in the daemon's check table.
+#[derive(Clone, Copy, Debug)]
+pub struct InstanceTrack {
+    pub check: usize,
+    pub weight: i32,
+    pub reverse: bool,
+}
 
 pub struct InstanceRuntime {
     pub config: config::Instance,
@@ -23,10 +31,18 @@ pub struct InstanceRuntime {
     pub tracked_interfaces: Vec<String>,
     /// When the last odd-advert warning was logged, to keep one per minute at most.
     pub last_warning: Option<Instant>,
+    pub tracks: Vec<InstanceTrack>,
+    /// The effective priority last handed to the router.
+    pub priority: EffectivePriority,
 }
 
 impl InstanceRuntime {
-    pub fn new(config: config::Instance, socket: SocketId, primary_address: IpAddr) -> Self {
+    pub fn new(
+        config: config::Instance,
+        socket: SocketId,
+        primary_address: IpAddr,
+        tracks: Vec<InstanceTrack>,
+    ) -> Self {
         let router = VirtualRouter::new(router_config(&config, primary_address));
         let destinations = match config.multicast_group() {
             Some(group) => vec![group],
@@ -38,6 +54,7 @@ impl InstanceRuntime {
                 tracked_interfaces.push(vip.dev.clone());
             }
         }
+        let priority = EffectivePriority::Value(config.priority);
         InstanceRuntime {
             config,
             router,
@@ -45,6 +62,8 @@ impl InstanceRuntime {
             destinations,
             tracked_interfaces,
             last_warning: None,
+            tracks,
+            priority,
         }
     }
 

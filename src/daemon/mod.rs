@@ -35,14 +35,18 @@ use tracing::{debug, error, info, warn};
 use self::announcer::AnnounceCommand;
 use self::counters::Counters;
 use self::event::{Event, InstanceId, SocketId};
-use self::instance::InstanceRuntime;
+use self::instance::{InstanceRuntime, InstanceTrack};
 use self::vip_worker::VipCommand;
-use crate::config::Config;
+use crate::config::{CheckKind, Config};
+use crate::health::runner::HealthEvent;
+use crate::health::score::{self, Track};
+use crate::health::tracker::Tracker;
+use crate::health::ProbeOutcome;
 use crate::net::linux::netlink::{Netlink, NetlinkError, NetlinkEvent};
 use crate::net::linux::vrrp_socket::{SocketError, VrrpSocket};
 use crate::vrrp::action::{AnnounceReason, DiscardReason};
 use crate::vrrp::packet::{self, Endpoints};
-use crate::vrrp::{Action, Family, Input, State};
+use crate::vrrp::{Action, EffectivePriority, Family, Input, State};
 
 /// How long a graceful stop may wait for the VIPs to be removed.
 const SHUTDOWN_BUDGET: Duration = Duration::from_secs(5);
@@ -71,6 +75,16 @@ pub enum DaemonError {
     },
     #[error("cannot install signal handlers: {0}")]
     Signals(#[source] std::io::Error),
+    #[error("cannot start the health checks: {0}")]
+    Health(#[source] std::io::Error),
+}
+
+/// A configured check at run time: its debounced state.
+struct CheckRuntime {
+    name: String,
+    tracker: Tracker,
+    /// For interface checks: the interface whose link state is the result.
+    interface: Option<String>,
 }
 
 /// Run the daemon until SIGTERM or SIGINT.
@@ -108,6 +122,7 @@ struct Daemon {
     vip_commands: UnboundedSender<VipCommand>,
     vip_worker: tokio::task::JoinHandle<()>,
     counters: Counters,
+    checks: Vec<CheckRuntime>,
 }
 
 impl Daemon {
@@ -120,6 +135,20 @@ impl Daemon {
         for address in netlink.remove_stale_vips().await? {
             warn!(vip = %address, "removed a VIP left by a previous run");
         }
+
+        let checks: Vec<CheckRuntime> = config
+            .checks
+            .iter()
+            .map(|check| CheckRuntime {
+                name: check.name.clone(),
+                tracker: Tracker::new(check.rise, check.fall, check.init_fail),
+                interface: match &check.kind {
+                    CheckKind::Interface { interface } => Some(interface.clone()),
+                    _ => None,
+                },
+            })
+            .collect();
+        let check_index = |name: &str| checks.iter().position(|check| check.name == name);
 
         let mut daemon_sockets: Vec<SocketEntry> = Vec::new();
         let mut link_up = HashMap::new();
@@ -156,7 +185,19 @@ impl Daemon {
                 }
             };
             let primary = daemon_sockets[socket_id].socket.source();
-            let runtime = InstanceRuntime::new(instance, socket_id, primary);
+            // Validation guarantees every tracked check exists.
+            let tracks = instance
+                .tracks
+                .iter()
+                .filter_map(|track| {
+                    Some(InstanceTrack {
+                        check: check_index(&track.check)?,
+                        weight: track.weight,
+                        reverse: track.reverse,
+                    })
+                })
+                .collect();
+            let runtime = InstanceRuntime::new(instance, socket_id, primary, tracks);
             for interface in &runtime.tracked_interfaces {
                 if link_up.contains_key(interface) {
                     continue;
@@ -177,6 +218,30 @@ impl Daemon {
                 priority = runtime.config.priority, "instance configured");
             instances.push(runtime);
         }
+
+        // Interface checks start from the link state read now; the monitor updates them.
+        let mut checks = checks;
+        for check in &mut checks {
+            let Some(interface) = &check.interface else {
+                continue;
+            };
+            let outcome = match netlink.link(interface).await {
+                Ok(link) if link.up => ProbeOutcome::Up,
+                Ok(_) => ProbeOutcome::down(format!("{interface} is down")),
+                Err(error) => ProbeOutcome::down(error.to_string()),
+            };
+            check.tracker.record(&outcome);
+        }
+        let (health_tx, mut health_rx) = mpsc::unbounded_channel::<HealthEvent>();
+        crate::health::runner::start(config.checks, health_tx).map_err(DaemonError::Health)?;
+        let forward = events.clone();
+        tokio::task::spawn_local(async move {
+            while let Some(event) = health_rx.recv().await {
+                if forward.send(Event::Health(event)).is_err() {
+                    return;
+                }
+            }
+        });
 
         // Tasks: receive per socket, the netlink monitor, signals, the VIP worker and the
         // announcer behind it.
@@ -204,15 +269,23 @@ impl Daemon {
             vip_commands: vip_tx,
             vip_worker,
             counters: Counters::default(),
+            checks,
         };
         let now = now();
         for id in 0..daemon.instances.len() {
             let up = daemon.tracked_links_up(id);
-            let router = &mut daemon.instances[id].router;
+            let priority = daemon.score(id);
+            let instance = &mut daemon.instances[id];
             if !up {
-                router.handle(Input::Link { up: false }, now);
+                instance.router.handle(Input::Link { up: false }, now);
             }
-            router.handle(Input::Startup, now);
+            if priority != instance.priority {
+                instance.priority = priority;
+                instance
+                    .router
+                    .handle(Input::PriorityChanged(priority), now);
+            }
+            instance.router.handle(Input::Startup, now);
         }
         Ok(daemon)
     }
@@ -298,6 +371,17 @@ impl Daemon {
                 }
                 info!(iface = %name, up, "link changed");
                 self.link_up.insert(name.clone(), up);
+                let outcome = if up {
+                    ProbeOutcome::Up
+                } else {
+                    ProbeOutcome::down(format!("{name} is down"))
+                };
+                let matching: Vec<usize> = (0..self.checks.len())
+                    .filter(|&index| self.checks[index].interface.as_deref() == Some(name.as_str()))
+                    .collect();
+                for index in matching {
+                    self.check_result(index, &outcome, now);
+                }
                 for id in 0..self.instances.len() {
                     if self.instances[id].tracked_interfaces.contains(&name) {
                         let up = self.tracked_links_up(id);
@@ -316,6 +400,7 @@ impl Daemon {
                     error!(%instance, added, failures = ?failures, "VIP change incomplete");
                 }
             }
+            Event::Health(event) => self.check_result(event.check, &event.outcome, now),
             Event::Reload => {
                 warn!("SIGHUP: configuration reload is not supported yet; nothing changed");
             }
@@ -411,6 +496,61 @@ impl Daemon {
                 repeat: instance.config.garp.master_repeat,
             }));
         }
+    }
+
+    /// A check result: debounce it, and when the check's view changes, recompute the
+    /// priority of every instance tracking it. A new priority reaches the router at once,
+    /// so a Master advertises it without waiting for its next interval.
+    fn check_result(&mut self, index: usize, outcome: &ProbeOutcome, now: Instant) {
+        let Some(check) = self.checks.get_mut(index) else {
+            return;
+        };
+        let before = check.tracker.view().state;
+        if !check.tracker.record(outcome) {
+            return;
+        }
+        let after = check.tracker.view().state;
+        if before != after {
+            let reason = match outcome {
+                ProbeOutcome::Down { reason } => reason.as_str(),
+                _ => "",
+            };
+            info!(check = %check.name, state = ?after, reason, "check changed");
+        }
+        for id in 0..self.instances.len() {
+            if !self.instances[id]
+                .tracks
+                .iter()
+                .any(|track| track.check == index)
+            {
+                continue;
+            }
+            let priority = self.score(id);
+            let instance = &mut self.instances[id];
+            if priority != instance.priority {
+                info!(instance = %instance.config.name, from = ?instance.priority,
+                    to = ?priority, "effective priority changed");
+                instance.priority = priority;
+                instance
+                    .router
+                    .handle(Input::PriorityChanged(priority), now);
+            }
+        }
+    }
+
+    /// The instance's effective priority from its tracks' current views.
+    fn score(&self, id: InstanceId) -> EffectivePriority {
+        let instance = &self.instances[id];
+        let tracks: Vec<Track> = instance
+            .tracks
+            .iter()
+            .map(|track| Track {
+                weight: track.weight,
+                reverse: track.reverse,
+                view: self.checks[track.check].tracker.view(),
+            })
+            .collect();
+        score::effective_priority(instance.config.priority, &tracks)
     }
 
     fn tracked_links_up(&self, id: InstanceId) -> bool {

@@ -15,6 +15,7 @@ pub mod haproxy;
 pub mod http;
 pub mod mysql;
 pub mod process;
+pub mod runner;
 pub mod score;
 pub mod tcp;
 pub mod tracker;
