@@ -14,7 +14,7 @@ use std::net::IpAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use lab::{Host, Lab, LabProcess, Signal};
+use lab::{Host, Lab, LabProcess, Segment, Signal};
 use vipkeeper::vrrp::{Centis, Timers, Version};
 
 const BIN: &str = env!("CARGO_BIN_EXE_vipkeeper");
@@ -431,4 +431,83 @@ fn a_missing_interface_is_a_clear_runtime_error() {
         "the error names the interface: {}",
         lb1.log()
     );
+}
+
+/// The health pipeline end to end: lb1 tracks its backend-side interface (eth1) with
+/// weight -60; when that cable is pulled its priority drops from 150 to 90 and it
+/// advertises that at once.
+fn backend_link_failure(fast_preempt: bool) {
+    let tag = if fast_preempt { "hcfast" } else { "hcslow" };
+    let lab = Lab::builder(tag)
+        .nodes(2)
+        .backend(true)
+        .build()
+        .expect("lab");
+    let vip: IpAddr = "192.0.2.90".parse().unwrap();
+    let extra = format!(
+        "fast_preempt = {fast_preempt}\ntrack = [{{ check = \"backend_link\", weight = -60 }}]\n\n\
+         [check.backend_link]\ntype = \"interface\"\ninterface = \"eth1\"\n"
+    );
+    let mut lb1 = Node::new(lab.node(1), &config("lb1", 150, "192.0.2.90/24", &extra));
+    let mut lb2 = Node::new(lab.node(2), &config("lb2", 100, "192.0.2.90/24", &extra));
+    lb1.start();
+    lb2.start();
+    let elected = wait_for(master_down(150) + SLACK, || {
+        lb1.holds(vip) && !lb2.holds(vip)
+    });
+    assert!(
+        elected.is_some(),
+        "no election\n{}",
+        explain(&lab, &[&lb1, &lb2])
+    );
+
+    lab.node(1)
+        .set_segment_link(Segment::Back, false)
+        .expect("pull lb1's backend cable");
+    let moved = wait_for(master_down(100) + SLACK, || {
+        lb2.holds(vip) && !lb1.holds(vip)
+    });
+    assert!(
+        moved.is_some(),
+        "the VIP did not move\n{}",
+        explain(&lab, &[&lb1, &lb2])
+    );
+    assert!(
+        lb1.log().contains("effective priority changed") && lb1.log().contains("Value(90)"),
+        "{}",
+        lb1.log()
+    );
+    // Which rule moved it: fast_preempt at the first lower advert, or the RFC's
+    // Master_Down_Interval while the lower adverts are discarded.
+    let expected = if fast_preempt {
+        "reason=lower priority 90 from 192.0.2.11 (fast_preempt)"
+    } else {
+        "reason=master down interval expired"
+    };
+    assert!(lb2.log().contains(expected), "{}", lb2.log());
+
+    // Cable back: lb1's check recovers, priority 150 again, and it preempts.
+    lab.node(1)
+        .set_segment_link(Segment::Back, true)
+        .expect("plug it back");
+    let back = wait_for(master_down(150) + SLACK, || {
+        lb1.holds(vip) && !lb2.holds(vip)
+    });
+    assert!(
+        back.is_some(),
+        "lb1 did not come back\n{}",
+        explain(&lab, &[&lb1, &lb2])
+    );
+    lb1.daemon().kill(Signal::Term).expect("stop lb1");
+    lb2.daemon().kill(Signal::Term).expect("stop lb2");
+}
+
+#[test]
+fn a_failed_check_lowers_the_priority_and_fast_preempt_takes_over_at_once() {
+    backend_link_failure(true);
+}
+
+#[test]
+fn a_failed_check_lowers_the_priority_and_the_peer_takes_over_after_master_down() {
+    backend_link_failure(false);
 }
