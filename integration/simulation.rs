@@ -572,3 +572,108 @@ fn seeded_sweep_converges_to_one_master() {
     // A sweep that stopped exercising the protocol would pass vacuously.
     assert!(totals.transitions > seeds * 3 && totals.elections_checked > seeds * 10);
 }
+
+// ===== health checks in the simulation =====
+
+use vipkeeper::health::score::{effective_priority, Track};
+use vipkeeper::health::tracker::Tracker;
+use vipkeeper::health::ProbeOutcome;
+
+/// Feed one probe result through the node's tracker and score, as the daemon does, and give
+/// the router a new priority only when it changes.
+struct SimCheck {
+    tracker: Tracker,
+    weight: i32,
+    base: u8,
+    last: EffectivePriority,
+}
+
+impl SimCheck {
+    fn new(rise: u32, fall: u32, weight: i32, base: u8) -> SimCheck {
+        SimCheck {
+            tracker: Tracker::new(rise, fall, false),
+            weight,
+            base,
+            last: EffectivePriority::Value(base),
+        }
+    }
+
+    fn result(&mut self, sim: &mut SimNetwork, node: NodeId, outcome: ProbeOutcome) {
+        self.tracker.record(&outcome);
+        let track = Track {
+            weight: self.weight,
+            reverse: false,
+            view: self.tracker.view(),
+        };
+        let priority = effective_priority(self.base, &[track]);
+        if priority != self.last {
+            self.last = priority;
+            sim.set_priority(node, 51, priority);
+        }
+    }
+}
+
+/// A probe alternating up and down every 100 ms on the Master, for `duration`; returns the
+/// number of VRRP transitions it caused.
+fn flapping_master_check(rise: u32, fall: u32, duration: Duration) -> u64 {
+    // fast_preempt on both: the most sensitive setting, a Backup takes over at the first
+    // lower advert (without it, flaps shorter than Master_Down_Interval never move the VIP).
+    let mut sim = pair_v3(&[150, 100], true, Duration::from_millis(1));
+    settle(&mut sim, Duration::from_secs(2));
+    assert_eq!(sim.masters(51), vec![0]);
+    let mut check = SimCheck::new(rise, fall, -60, 150);
+    // Healthy first: keepalived's first result decides the state.
+    check.result(&mut sim, 0, ProbeOutcome::Up);
+    let before = sim.stats().transitions;
+    let steps = duration.as_millis() / 100;
+    for step in 0..steps {
+        let outcome = if step % 2 == 0 {
+            ProbeOutcome::down("flap")
+        } else {
+            ProbeOutcome::Up
+        };
+        // (the first flap is a failure right after a success)
+        check.result(&mut sim, 0, outcome);
+        settle(&mut sim, Duration::from_millis(100));
+    }
+    sim.stats().transitions - before
+}
+
+#[test]
+fn a_flapping_check_does_not_flap_the_vip_with_rise_and_fall_above_one() {
+    let transitions = flapping_master_check(2, 2, Duration::from_secs(10));
+    assert_eq!(transitions, 0, "the VIP moved on a flapping check");
+}
+
+/// The control: without hysteresis the same flapping probe does move the VIP, so the test
+/// above has something to prevent.
+#[test]
+fn without_rise_and_fall_the_same_flapping_check_moves_the_vip() {
+    let transitions = flapping_master_check(1, 1, Duration::from_secs(10));
+    assert!(transitions > 0, "expected the flapping check to move the VIP");
+}
+
+#[test]
+fn a_failing_check_moves_the_vip_once_fall_is_reached_and_back_after_rise() {
+    let mut sim = pair_v3(&[150, 100], true, Duration::from_millis(1));
+    settle(&mut sim, Duration::from_secs(2));
+    let mut check = SimCheck::new(3, 3, -60, 150);
+    // Two failures: still within fall, nothing moves.
+    for _ in 0..2 {
+        check.result(&mut sim, 0, ProbeOutcome::down("HAProxy refused"));
+        settle(&mut sim, Duration::from_millis(100));
+    }
+    assert_eq!(sim.masters(51), vec![0]);
+    // The third: priority 90 < 100, lb2 (fast_preempt) takes over at once.
+    check.result(&mut sim, 0, ProbeOutcome::down("HAProxy refused"));
+    settle(&mut sim, Duration::from_millis(100));
+    assert_eq!(sim.masters(51), vec![1], "{}", sim.timeline());
+    // Recovery after rise successes: lb1 preempts back (it has fast_preempt too).
+    for _ in 0..3 {
+        check.result(&mut sim, 0, ProbeOutcome::Up);
+        settle(&mut sim, Duration::from_millis(100));
+    }
+    settle(&mut sim, Duration::from_secs(1));
+    assert_eq!(sim.masters(51), vec![0], "{}", sim.timeline());
+    assert_eq!(sim.vip_holders(51), vec![0]);
+}
