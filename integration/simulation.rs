@@ -632,7 +632,6 @@ fn flapping_master_check(rise: u32, fall: u32, duration: Duration) -> u64 {
         } else {
             ProbeOutcome::Up
         };
-        // (the first flap is a failure right after a success)
         check.result(&mut sim, 0, outcome);
         settle(&mut sim, Duration::from_millis(100));
     }
@@ -650,7 +649,10 @@ fn a_flapping_check_does_not_flap_the_vip_with_rise_and_fall_above_one() {
 #[test]
 fn without_rise_and_fall_the_same_flapping_check_moves_the_vip() {
     let transitions = flapping_master_check(1, 1, Duration::from_secs(10));
-    assert!(transitions > 0, "expected the flapping check to move the VIP");
+    assert!(
+        transitions > 0,
+        "expected the flapping check to move the VIP"
+    );
 }
 
 #[test]
@@ -658,7 +660,8 @@ fn a_failing_check_moves_the_vip_once_fall_is_reached_and_back_after_rise() {
     let mut sim = pair_v3(&[150, 100], true, Duration::from_millis(1));
     settle(&mut sim, Duration::from_secs(2));
     let mut check = SimCheck::new(3, 3, -60, 150);
-    // Two failures: still within fall, nothing moves.
+    // Healthy first (keepalived's first result decides), then two failures: within fall.
+    check.result(&mut sim, 0, ProbeOutcome::Up);
     for _ in 0..2 {
         check.result(&mut sim, 0, ProbeOutcome::down("HAProxy refused"));
         settle(&mut sim, Duration::from_millis(100));
