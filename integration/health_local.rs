@@ -218,20 +218,44 @@ async fn exec_timeout_kills_the_whole_group() {
 
     let text = fs::read_to_string(&pidfile).expect("the script wrote the grandchild's pid");
     let grandchild: u32 = text.trim().parse().expect("a pid");
-    // Dead means gone, or a zombie left for whoever inherited it to reap.
-    let dead = || {
-        fs::read_to_string(format!("/proc/{grandchild}/stat"))
-            .map(|stat| {
-                stat.rsplit_once(')')
-                    .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
-            })
-            .unwrap_or(true)
-    };
     let deadline = Instant::now() + BOUND;
-    while !dead() && Instant::now() < deadline {
+    while !dead(grandchild) && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
-    assert!(dead(), "grandchild {grandchild} survived the timeout");
+    assert!(
+        dead(grandchild),
+        "grandchild {grandchild} survived the timeout"
+    );
+}
+
+#[tokio::test]
+async fn exec_cancelled_probe_leaves_nothing_running() {
+    // The runner may drop a probe future (shutdown, reload): its processes go with it.
+    let dir = TempDir::new("exec");
+    let pidfile = dir.path("child.pid");
+    let script = format!("sleep 30 & echo $! > {}; sleep 30", pidfile.display());
+    let command = settings(&[&script], true);
+    let probe = exec::probe(&command, Duration::from_secs(30));
+    let cancelled = tokio::time::timeout(Duration::from_millis(300), probe).await;
+    assert!(cancelled.is_err(), "the probe should still be running");
+
+    let text = fs::read_to_string(&pidfile).expect("the script wrote its child's pid");
+    let child: u32 = text.trim().parse().expect("a pid");
+    let deadline = Instant::now() + BOUND;
+    while !dead(child) && Instant::now() < deadline {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert!(dead(child), "{child} survived the cancelled probe");
+}
+
+/// Gone, or a zombie left for whoever inherited it to reap.
+fn dead(pid: u32) -> bool {
+    fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| {
+            stat.rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(true)
 }
 
 // ---------------------------------------------------------------------------------------
@@ -431,4 +455,47 @@ async fn process_by_pidfile_death_and_restart() {
     fs::write(&pidfile, "garbage").expect("write");
     let (outcome, _) = next(&mut rx, "pidfile garbage").await;
     assert_eq!(outcome, ProbeOutcome::down(format!("no pid in {shown}")));
+}
+
+/// CPU time (user + system, in clock ticks, usually 10 ms) of the calling thread, which is
+/// the one running the current-thread runtime and so every watcher spawned on it.
+fn thread_cpu_ticks() -> u64 {
+    let stat = fs::read_to_string("/proc/thread-self/stat").expect("our thread's stat");
+    let (_, rest) = stat.rsplit_once(')').expect("stat format");
+    // After the comm: state is field 3; utime and stime are fields 14 and 15.
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |n: usize| fields[n - 3].parse::<u64>().expect("a tick count");
+    field(14) + field(15)
+}
+
+#[tokio::test]
+async fn idle_watchers_do_not_spin() {
+    let dir = TempDir::new("idle");
+    let sleeper = Sleeper::new(&dir, "i");
+    let running = sleeper.start();
+    let path = dir.path("weight");
+    fs::write(&path, "1").expect("write");
+    let pidfile = dir.path("sleeper.pid");
+    fs::write(&pidfile, format!("{}", running.pid())).expect("write");
+
+    let (tx, mut rx) = unbounded_channel();
+    let _file = tokio::spawn(file::watch(FileSettings { path }, tx.clone()));
+    let _name = tokio::spawn(process::watch(by_name(&sleeper.name), tx.clone()));
+    let _pidfile = tokio::spawn(process::watch(
+        ProcessSettings {
+            matcher: ProcessMatch::Pidfile(pidfile),
+            rescan: Duration::from_millis(100),
+        },
+        tx,
+    ));
+    for what in ["idle 1", "idle 2", "idle 3"] {
+        next(&mut rx, what).await;
+    }
+    let before = thread_cpu_ticks();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let used = thread_cpu_ticks() - before;
+    println!("three idle watchers (two rescanning every 100 ms) used {used} ticks in 1 s");
+    // A spinning watcher would use ~100 ticks; rescans cost a few.
+    assert!(used < 30, "{used} ticks");
+    quiet(&mut rx, "idle").await;
 }
