@@ -5,5 +5,6 @@ pub mod config;
 pub mod daemon;
 pub mod health;
 pub mod net;
+pub mod notify;
 pub mod telemetry;
 pub mod vrrp;

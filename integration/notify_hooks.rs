@@ -1,0 +1,1 @@
+//! STUB: filled in by the issue 5 work.
