@@ -9,11 +9,12 @@
 use std::fmt::Write;
 
 use super::duration;
-use super::validate::{family_name, Check, CheckKind, Config, Garp, Instance};
+use super::validate::{family_name, Check, CheckKind, Config, Garp, Instance, TrackRef};
 use crate::health::haproxy::{Judge, StatsTarget};
 use crate::health::http::HttpMethod;
 use crate::health::process::ProcessMatch;
 use crate::health::score::priority_range;
+use crate::notify::{Hook, HookSet, QueuePolicy};
 use crate::vrrp::packet::{Auth, ChecksumMode};
 use crate::vrrp::{Family, Version, OWNER_PRIORITY};
 
@@ -29,6 +30,18 @@ pub fn effective_settings(config: &Config) -> String {
     for instance in &config.instances {
         out.push('\n');
         render_instance(&mut out, instance);
+    }
+    for group in &config.groups {
+        out.push('\n');
+        out.push_str("[[group]]\n");
+        line(&mut out, format_args!("name = {}", quote(&group.name)));
+        let members: Vec<String> = group.instances.iter().map(|m| quote(m)).collect();
+        line(
+            &mut out,
+            format_args!("instances = [{}]", members.join(", ")),
+        );
+        render_tracks(&mut out, &group.tracks);
+        render_notify(&mut out, "group", &group.notify);
     }
     for check in &config.checks {
         out.push('\n');
@@ -118,21 +131,7 @@ fn render_instance(out: &mut String, instance: &Instance) {
         );
     }
     out.push_str("]\n");
-    if !instance.tracks.is_empty() {
-        out.push_str("track = [\n");
-        for track in &instance.tracks {
-            line(
-                out,
-                format_args!(
-                    "  {{ check = {}, weight = {}, reverse = {} }},",
-                    quote(&track.check),
-                    track.weight,
-                    track.reverse
-                ),
-            );
-        }
-        out.push_str("]\n");
-    }
+    render_tracks(out, &instance.tracks);
     if let Some(peer) = instance.peer_priority {
         line(out, format_args!("peer_priority = {peer}"));
     }
@@ -200,6 +199,93 @@ fn render_instance(out: &mut String, instance: &Instance) {
             instance.priority,
         ),
     );
+    render_notify(out, "instance", &instance.notify);
+}
+
+fn render_tracks(out: &mut String, tracks: &[TrackRef]) {
+    if tracks.is_empty() {
+        return;
+    }
+    out.push_str("track = [\n");
+    for track in tracks {
+        line(
+            out,
+            format_args!(
+                "  {{ check = {}, weight = {}, reverse = {} }},",
+                quote(&track.check),
+                track.weight,
+                track.reverse
+            ),
+        );
+    }
+    out.push_str("]\n");
+}
+
+/// `[instance.notify]` / `[group.notify]`, every hook in the table form. Printed after the
+/// instance's own keys and comments, since a TOML table ends the instance's key list.
+fn render_notify(out: &mut String, table: &str, hooks: &HookSet) {
+    if hooks.is_empty() {
+        return;
+    }
+    line(out, format_args!("[{table}.notify]"));
+    let queue = match hooks.queue {
+        QueuePolicy::All => "all",
+        QueuePolicy::Latest => "latest",
+    };
+    line(out, format_args!("queue = \"{queue}\""));
+    for (state, list) in [
+        ("master", &hooks.master),
+        ("backup", &hooks.backup),
+        ("fault", &hooks.fault),
+        ("stop", &hooks.stop),
+        ("any", &hooks.any),
+    ] {
+        if list.is_empty() {
+            continue;
+        }
+        line(out, format_args!("{state} = ["));
+        for hook in list.iter() {
+            line(out, format_args!("  {},", hook_table(hook)));
+        }
+        out.push_str("]\n");
+    }
+}
+
+fn hook_table(hook: &Hook) -> String {
+    match hook {
+        Hook::Command(command) => {
+            let argv: Vec<String> = command.argv.iter().map(|a| quote(a)).collect();
+            format!(
+                "{{ command = [{}], shell = {}, timeout = \"{}\" }}",
+                argv.join(", "),
+                command.shell,
+                duration::format(command.timeout)
+            )
+        }
+        Hook::HaproxyReload(settings) => {
+            let check = settings
+                .check_config
+                .as_ref()
+                .map(|path| format!(", check_config = {}", quote(&path.display().to_string())))
+                .unwrap_or_default();
+            format!(
+                "{{ action = \"haproxy_reload\", master_socket = {}{check}, haproxy_binary = {}, \
+                 timeout = \"{}\" }}",
+                quote(&settings.master_socket.display().to_string()),
+                quote(&settings.haproxy_binary.display().to_string()),
+                duration::format(settings.timeout)
+            )
+        }
+        Hook::MysqlAdmin(settings) => format!(
+            "{{ action = \"mysql_admin\", address = \"{}\", user = {}, password_file = {}, \
+             statement = {}, timeout = \"{}\" }}",
+            settings.address,
+            quote(&settings.user),
+            quote(&settings.password_file.display().to_string()),
+            quote(&settings.statement),
+            duration::format(settings.timeout)
+        ),
+    }
 }
 
 fn render_check(out: &mut String, check: &Check) {

@@ -220,6 +220,33 @@ pub enum Problem {
     UnknownCheck(String),
     #[error("check {0:?} is already tracked by this instance")]
     DuplicateTrack(String),
+
+    #[error("action must be \"haproxy_reload\" or \"mysql_admin\", got {0:?}")]
+    UnknownAction(String),
+    #[error(
+        "a hook list is either one command as words ([\"/usr/bin/x\", \"arg\"]) or hook \
+         tables ([{{ command = [...] }}, {{ action = \"...\" }}]), not both"
+    )]
+    MixedHookList,
+    #[error("queue must be \"all\" or \"latest\", got {0:?}")]
+    QueuePolicy(String),
+    #[error(
+        "{0}; vipkeeper runs as root and refuses programs a non-root user could replace \
+         (set script_security = false in [global] to accept the risk)"
+    )]
+    Insecure(String),
+    #[error("invalid group name {0:?}: {1}")]
+    GroupName(String, NameError),
+    #[error("group {0:?} is already defined")]
+    DuplicateGroup(String),
+    #[error("no instance {0:?} is defined")]
+    UnknownInstance(String),
+    #[error(
+        "instance {instance:?} is already in group {group:?}: an instance belongs to one group"
+    )]
+    InstanceInTwoGroups { instance: String, group: String },
+    #[error("a group needs at least one instance")]
+    EmptyGroup,
     #[error("garp_master_delay must be 0s (no second burst)..1000s, got {0:?}")]
     GarpDelay(String),
     #[error("garp_master_refresh must be 0s (off) or 1s..24h, got {0:?}")]
@@ -307,6 +334,12 @@ pub enum Warning {
     OwnerIgnoresWeights,
     /// keepalived users' most common mistake: no failure can bring this node below its peer.
     CannotLoseToPeer { priority: u8, lowest: u8, peer: u8 },
+    /// keepalived warns about a sync group of one.
+    SingleMemberGroup,
+    /// Members with different priorities: the dual-VIP layout does not belong in a group.
+    MembersPreferDifferentNodes { members: String },
+    /// keepalived ignores members' weights; ours apply, but they can split the group.
+    MemberWeights { instance: String },
     /// `preempt_delay` only delays a preemption, and `preempt = false` forbids it.
     PreemptDelayWithoutPreempt,
     /// `fast_preempt` only speeds up a preemption, and `preempt = false` forbids it.
@@ -336,6 +369,21 @@ impl fmt::Display for Warning {
                  moves the VIP. A check that must move it needs weight = -{needed} or lower, \
                  or weight 0 (FAULT)",
                 needed = i32::from(*priority) - i32::from(*peer) + 1
+            ),
+            Warning::SingleMemberGroup => {
+                f.write_str("a group of one instance does nothing (keepalived warns the same)")
+            }
+            Warning::MembersPreferDifferentNodes { members } => write!(
+                f,
+                "members have different priorities ({members}): a sync group moves them \
+                 together, so a master-master dual VIP (each node preferring its own \
+                 instance) cannot work inside one group; use two instances without a group"
+            ),
+            Warning::MemberWeights { instance } => write!(
+                f,
+                "instance {instance:?} has weighted tracks of its own; put weighted tracks \
+                 on the group, so every member's priority moves together (keepalived \
+                 ignores members' weights)"
             ),
             Warning::PreemptDelayWithoutPreempt | Warning::FastPreemptWithoutPreempt => {
                 f.write_str("has no effect with preempt = false")

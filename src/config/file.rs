@@ -27,6 +27,90 @@ pub struct FileConfig {
     pub instance: Option<Spanned<Vec<Spanned<FileInstance>>>>,
     /// `[check.NAME]` tables, by name.
     pub check: Option<std::collections::BTreeMap<String, Spanned<FileCheck>>>,
+    /// `[[group]]`: sync groups.
+    pub group: Option<Spanned<Vec<Spanned<FileGroup>>>>,
+}
+
+/// One `[[group]]`: instances that change state together (keepalived's vrrp_sync_group).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileGroup {
+    pub name: Option<Spanned<String>>,
+    pub instances: Option<Spanned<Vec<Spanned<String>>>>,
+    pub track: Option<Spanned<Vec<Spanned<FileTrack>>>>,
+    pub notify: Option<Spanned<FileNotify>>,
+}
+
+/// `[instance.notify]` / `[group.notify]`: hooks per state.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileNotify {
+    pub master: Option<Spanned<Vec<Spanned<FileHookItem>>>>,
+    pub backup: Option<Spanned<Vec<Spanned<FileHookItem>>>>,
+    pub fault: Option<Spanned<Vec<Spanned<FileHookItem>>>>,
+    pub stop: Option<Spanned<Vec<Spanned<FileHookItem>>>>,
+    pub any: Option<Spanned<Vec<Spanned<FileHookItem>>>>,
+    /// Default timeout of command hooks.
+    pub timeout: Option<Spanned<FileDuration>>,
+    /// For the argv form: run `/bin/sh -c`.
+    pub shell: Option<Spanned<bool>>,
+    pub queue: Option<Spanned<String>>,
+}
+
+/// One element of a hook list: a word of the argv form (`master = ["/usr/bin/x", "arg"]`)
+/// or a hook table (`master = [{ command = [...] }, { action = "haproxy_reload" }]`).
+#[derive(Debug)]
+pub enum FileHookItem {
+    Word(String),
+    Table(Box<FileHookTable>),
+}
+
+/// A hook table: a command, or a built-in action with its settings.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileHookTable {
+    pub command: Option<Spanned<Vec<Spanned<String>>>>,
+    pub shell: Option<Spanned<bool>>,
+    pub timeout: Option<Spanned<FileDuration>>,
+    pub action: Option<Spanned<String>>,
+    // haproxy_reload
+    pub master_socket: Option<Spanned<String>>,
+    pub check_config: Option<Spanned<String>>,
+    pub haproxy_binary: Option<Spanned<String>>,
+    // mysql_admin
+    pub address: Option<Spanned<String>>,
+    pub user: Option<Spanned<String>>,
+    pub password_file: Option<Spanned<String>>,
+    pub statement: Option<Spanned<String>>,
+}
+
+// Hand-written for the same reason as `FileVip`: errors inside a table keep their key.
+impl<'de> Deserialize<'de> for FileHookItem {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct HookVisitor;
+
+        impl<'de> Visitor<'de> for HookVisitor {
+            type Value = FileHookItem;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str(
+                    "a word of a command (\"/usr/local/bin/notify\") or a hook table \
+                     { command = [...] } / { action = \"...\" }",
+                )
+            }
+
+            fn visit_str<E: de::Error>(self, text: &str) -> Result<FileHookItem, E> {
+                Ok(FileHookItem::Word(text.to_owned()))
+            }
+
+            fn visit_map<M: MapAccess<'de>>(self, map: M) -> Result<FileHookItem, M::Error> {
+                FileHookTable::deserialize(de::value::MapAccessDeserializer::new(map))
+                    .map(|table| FileHookItem::Table(Box::new(table)))
+            }
+        }
+
+        deserializer.deserialize_any(HookVisitor)
+    }
 }
 
 /// One `[check.NAME]`: every key of every check type; `validate` refuses the keys that do
@@ -85,6 +169,8 @@ pub struct FileTrack {
 #[serde(deny_unknown_fields)]
 pub struct FileGlobal {
     pub node_name: Option<Spanned<String>>,
+    /// Refuse hooks and exec checks a non-root user could modify (default true).
+    pub script_security: Option<Spanned<bool>>,
     // keepalived's gratuitous ARP / unsolicited NA knobs; each [[instance]] may override.
     pub garp_master_repeat: Option<Spanned<i64>>,
     pub garp_master_delay: Option<Spanned<FileDuration>>,
@@ -116,6 +202,7 @@ pub struct FileInstance {
     pub track: Option<Spanned<Vec<Spanned<FileTrack>>>>,
     /// The peer's configured priority, for `check` to explain the election.
     pub peer_priority: Option<Spanned<i64>>,
+    pub notify: Option<Spanned<FileNotify>>,
     pub garp_master_repeat: Option<Spanned<i64>>,
     pub garp_master_delay: Option<Spanned<FileDuration>>,
     pub garp_master_refresh: Option<Spanned<FileDuration>>,

@@ -7,6 +7,8 @@
 //! about interfaces or run any VRRP logic: it describes what to run, the daemon runs it.
 
 mod checks;
+mod groups;
+mod notify;
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -43,6 +45,7 @@ pub struct Config {
     pub instances: Vec<Instance>,
     /// `[check.NAME]` tables, by name.
     pub checks: Vec<Check>,
+    pub groups: Vec<Group>,
     /// Accepted settings that are probably mistakes; `check` prints them.
     pub warnings: Vec<Diagnostic>,
 }
@@ -95,6 +98,20 @@ pub struct Global {
     pub node_name: String,
     /// Announcement defaults for every instance.
     pub garp: Garp,
+    /// Refuse hooks and exec checks a non-root user could replace (keepalived's
+    /// enable_script_security), when running as root.
+    pub script_security: bool,
+}
+
+/// A sync group: instances that are Master together or not at all.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Group {
+    pub name: String,
+    /// Member instance names, in file order.
+    pub instances: Vec<String>,
+    /// Tracks applied to every member's priority.
+    pub tracks: Vec<TrackRef>,
+    pub notify: crate::notify::HookSet,
 }
 
 /// When a Master announces its VIPs (gratuitous ARP for IPv4, unsolicited NA for IPv6),
@@ -154,6 +171,8 @@ pub struct Instance {
     pub tracks: Vec<TrackRef>,
     /// The peer's configured priority, only for `check` to explain the election.
     pub peer_priority: Option<u8>,
+    /// Hooks run on this instance's transitions.
+    pub notify: crate::notify::HookSet,
 }
 
 impl Instance {
@@ -214,7 +233,21 @@ pub fn validate(
         names: HashMap::new(),
         vrids: HashMap::new(),
         vips: HashMap::new(),
+        script_security: true,
     };
+    // Written names of every instance, for group rules that must not repeat an instance's
+    // own errors as "unknown instance".
+    let instance_names: Vec<String> = file
+        .instance
+        .as_ref()
+        .map(|list| {
+            list.get_ref()
+                .iter()
+                .filter_map(|i| i.get_ref().name.as_ref().map(|n| n.get_ref().clone()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let file_groups = file.group;
     let global = checker.global(file.global, hostname);
     let check_tables = file.check.unwrap_or_default();
     let checks: Vec<Option<Check>> = check_tables
@@ -269,19 +302,25 @@ pub fn validate(
             }
         }
     }
+    let groups = checker.groups(
+        file_groups.as_ref(),
+        &instance_names,
+        &instances,
+        &summaries,
+    );
     let checks = checks.into_iter().collect::<Option<Vec<_>>>();
-    match (
-        global,
-        instances.into_iter().collect::<Option<Vec<_>>>(),
-        checks,
-    ) {
-        (Some(global), Some(instances), Some(checks)) if checker.errors.is_empty() => {
+    let instances = instances.into_iter().collect::<Option<Vec<_>>>();
+    match (global, instances, checks, groups) {
+        (Some(global), Some(instances), Some(checks), Some(groups))
+            if checker.errors.is_empty() =>
+        {
             let mut warnings = checker.warnings;
             warnings.sort_by_key(|warning| (warning.at.line, warning.at.column));
             Ok(Config {
                 global,
                 instances,
                 checks,
+                groups,
                 warnings,
             })
         }
@@ -306,6 +345,8 @@ struct Checker<'s> {
     vrids: HashMap<(String, u8, Family), (String, usize)>,
     /// VIP address → (key, line) where it was first listed.
     vips: HashMap<IpAddr, (String, usize)>,
+    /// `[global] script_security`, known before checks and hooks are read.
+    script_security: bool,
 }
 
 /// An instance's address, with where it was written, for the one-family rule.
@@ -344,6 +385,10 @@ impl Checker<'_> {
         const KEY: &str = "global.node_name";
         let header = global.as_ref().map_or(0..0, Spanned::span);
         let global = global.map(Spanned::into_inner);
+        self.script_security = global
+            .as_ref()
+            .and_then(|g| g.script_security.as_ref())
+            .is_none_or(|setting| *setting.get_ref());
         let garp = match &global {
             Some(file) => self.garp(
                 Garp::default(),
@@ -370,6 +415,7 @@ impl Checker<'_> {
         Some(Global {
             node_name,
             garp: garp?,
+            script_security: self.script_security,
         })
     }
 
@@ -521,6 +567,7 @@ impl Checker<'_> {
         let checksum_mode = self.checksum_mode(&file, version, family, key("v3_checksum_as_v2"));
         self.preempt_warnings(&file, preempt, priority, preempt_delay, &key);
         let tracks = self.tracks(file.track.as_ref(), checks, &format!("instance[{index}]"));
+        let notify = self.notify(file.notify.as_ref(), &format!("instance[{index}]"));
         let peer_priority = file
             .peer_priority
             .as_ref()
@@ -569,6 +616,7 @@ impl Checker<'_> {
             checksum_mode: checksum_mode?,
             garp: garp?,
             tracks: tracks?,
+            notify: notify?,
             peer_priority: match file.peer_priority {
                 Some(_) => Some(peer_priority?),
                 None => None,

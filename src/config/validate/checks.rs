@@ -177,7 +177,7 @@ impl Checker<'_> {
         })
     }
 
-    fn check_duration(
+    pub(super) fn check_duration(
         &mut self,
         setting: &Spanned<crate::config::file::FileDuration>,
         key: &str,
@@ -213,7 +213,11 @@ impl Checker<'_> {
         }
     }
 
-    fn socket_address(&mut self, setting: &Spanned<String>, key: String) -> Option<SocketAddr> {
+    pub(super) fn socket_address(
+        &mut self,
+        setting: &Spanned<String>,
+        key: String,
+    ) -> Option<SocketAddr> {
         match setting.get_ref().parse::<SocketAddr>() {
             Ok(address) => Some(address),
             Err(_) => {
@@ -224,7 +228,7 @@ impl Checker<'_> {
         }
     }
 
-    fn absolute(&mut self, setting: &Spanned<String>, key: String) -> Option<PathBuf> {
+    pub(super) fn absolute(&mut self, setting: &Spanned<String>, key: String) -> Option<PathBuf> {
         let text = setting.get_ref();
         if Path::new(text).is_absolute() {
             Some(PathBuf::from(text))
@@ -430,6 +434,14 @@ impl Checker<'_> {
                 Problem::NotAbsolute(argv[0].clone()),
             );
             return None;
+        }
+        let program = argv[0]
+            .split_whitespace()
+            .next()
+            .unwrap_or_default()
+            .to_owned();
+        if Path::new(&program).is_absolute() {
+            self.secure(&program, command.span(), &key("command"))?;
         }
         Some(CheckKind::Exec(ExecSettings { argv, shell }))
     }
