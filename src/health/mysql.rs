@@ -1015,6 +1015,66 @@ mod tests {
         }
     }
 
+    /// A one-connection fake server: sends the MariaDB greeting, reads the login, answers
+    /// with `first_answer` (seq 2); when that is an AuthSwitchRequest, checks the token
+    /// (seq 3) against the new scramble and answers OK (seq 4).
+    async fn fake_server(first_answer: Vec<u8>) -> SocketAddr {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let address = listener.local_addr().unwrap();
+        tokio::spawn(async move {
+            let (mut stream, _) = listener.accept().await.unwrap();
+            stream.write_all(MARIADB_GREETING).await.unwrap();
+            let mut header = [0u8; 4];
+            stream.read_exact(&mut header).await.unwrap();
+            let mut login = vec![0u8; usize::from(header[0])];
+            stream.read_exact(&mut login).await.unwrap();
+            assert_eq!(header[3], 1);
+            let mut frame = vec![first_answer.len() as u8, 0, 0, 2];
+            frame.extend_from_slice(&first_answer);
+            stream.write_all(&frame).await.unwrap();
+            if first_answer.starts_with(b"\xfemysql_native_password\0") {
+                stream.read_exact(&mut header).await.unwrap();
+                assert_eq!((header[0], header[3]), (20, 3));
+                let mut token = [0u8; 20];
+                stream.read_exact(&mut token).await.unwrap();
+                assert_eq!(token[..], native_token(b"pw", b"ABCDEFGHIJKLMNOPQRST")[..]);
+                stream
+                    .write_all(b"\x07\x00\x00\x04\x00\x00\x00\x02\x00\x00\x00")
+                    .await
+                    .unwrap();
+            }
+            // Hold the connection until the client is done with it.
+            let mut rest = Vec::new();
+            let _ = stream.read_to_end(&mut rest).await;
+        });
+        address
+    }
+
+    #[tokio::test]
+    async fn auth_switch_to_native_password_is_followed() {
+        let address =
+            fake_server(b"\xfemysql_native_password\0ABCDEFGHIJKLMNOPQRST\0".to_vec()).await;
+        let connection = MysqlConnection::connect(address, "u", b"pw", Duration::from_secs(2))
+            .await
+            .unwrap();
+        assert_eq!(connection.connection_id(), 9);
+    }
+
+    #[tokio::test]
+    async fn other_auth_methods_are_unsupported() {
+        let address =
+            fake_server(b"\xfecaching_sha2_password\0ABCDEFGHIJKLMNOPQRST\0".to_vec()).await;
+        match MysqlConnection::connect(address, "u", b"pw", Duration::from_secs(2)).await {
+            Err(MysqlError::UnsupportedAuth(plugin)) => assert_eq!(plugin, "caching_sha2_password"),
+            other => panic!("expected UnsupportedAuth, got {other:?}"),
+        }
+        let address = fake_server(b"\x01\x04".to_vec()).await;
+        assert!(matches!(
+            MysqlConnection::connect(address, "u", b"pw", Duration::from_secs(2)).await,
+            Err(MysqlError::UnsupportedAuth(_))
+        ));
+    }
+
     #[test]
     fn password_file_loses_one_trailing_newline() {
         let dir = std::env::temp_dir().join(format!("vk-mysql-pw-{}", std::process::id()));
