@@ -32,6 +32,7 @@ fn config(version: Version, priority: u8) -> RouterConfig {
         primary_address: SELF,
         vips: vec![VIP],
         auth: Auth::None,
+        sync_member: false,
     }
 }
 
@@ -749,4 +750,100 @@ fn address_list_mismatch_is_accepted_with_a_warning() {
         }]
     );
     assert_eq!(harness.router.master_address(), Some(HIGHER_PEER));
+}
+
+// ===== Sync groups (keepalived's vrrp_sync_group, reference section 1.5) =====
+
+use vipkeeper::vrrp::GroupCommand;
+
+fn member(priority: u8) -> RouterConfig {
+    RouterConfig {
+        sync_member: true,
+        ..v3(priority)
+    }
+}
+
+/// A member whose Master_Down_Timer fires does not take over alone: it asks the group.
+#[test]
+fn a_sync_member_waits_for_its_group_before_becoming_master() {
+    let mut harness = Harness::started(member(100));
+    let actions = harness.fire();
+    assert_eq!(actions, vec![Action::WantMaster]);
+    assert_eq!(harness.router.state(), State::Backup);
+    assert!(harness.router.wants_master());
+    assert_eq!(
+        harness.deadline(),
+        None,
+        "no timer while waiting for the group"
+    );
+    // The group agrees: Master, with the reason of its own timer.
+    let actions = harness
+        .at(ms(4000))
+        .input(Input::Group(GroupCommand::Master));
+    assert_eq!(
+        actions.last(),
+        Some(&Action::Transition {
+            from: State::Backup,
+            to: State::Master,
+            reason: Reason::MasterDown
+        })
+    );
+}
+
+/// A Master heard while waiting is accepted as usual, and the wish is dropped.
+#[test]
+fn a_waiting_member_accepts_a_master_and_forgets_its_wish() {
+    let mut harness = Harness::started(member(100));
+    harness.fire();
+    harness.at(ms(4000)).receive(HIGHER_PEER, advert(200));
+    assert!(!harness.router.wants_master());
+    assert_eq!(
+        harness
+            .at(ms(4001))
+            .input(Input::Group(GroupCommand::Master)),
+        vec![]
+    );
+    assert_eq!(harness.router.state(), State::Backup);
+}
+
+#[test]
+fn the_group_takes_a_master_member_down_to_backup_and_to_fault() {
+    let mut harness = Harness::started(member(100));
+    harness.fire();
+    harness.input(Input::Group(GroupCommand::Master));
+    let actions = harness
+        .at(ms(5000))
+        .input(Input::Group(GroupCommand::Backup));
+    assert_eq!(
+        actions,
+        vec![
+            Action::RemoveVips,
+            Action::Transition {
+                from: State::Master,
+                to: State::Backup,
+                reason: Reason::SyncGroup
+            }
+        ]
+    );
+    // Fault from the group: priority 0 if Master (here Backup: none), and Recover restarts.
+    harness
+        .at(ms(6000))
+        .input(Input::Group(GroupCommand::Fault));
+    assert_eq!(harness.router.state(), State::Fault);
+    assert!(!harness.router.fault_is_own());
+    harness
+        .at(ms(7000))
+        .input(Input::Group(GroupCommand::Recover));
+    assert_eq!(harness.router.state(), State::Backup);
+}
+
+/// Recover does not end a fault of the member's own.
+#[test]
+fn recover_keeps_a_member_faulty_on_its_own_account() {
+    let mut harness = Harness::started(member(100));
+    harness.input(Input::Link { up: false });
+    harness.input(Input::Group(GroupCommand::Fault));
+    harness.input(Input::Group(GroupCommand::Recover));
+    assert_eq!(harness.router.state(), State::Fault);
+    assert!(harness.router.fault_is_own());
 }

@@ -46,6 +46,7 @@ fn router(vrid: u8, version: Version, family: Family, priority: u8) -> RouterCon
         primary_address: v4(0),
         vips: vec![vip],
         auth: Auth::None,
+        sync_member: false,
     }
 }
 
@@ -679,4 +680,87 @@ fn a_failing_check_moves_the_vip_once_fall_is_reached_and_back_after_rise() {
     settle(&mut sim, Duration::from_secs(1));
     assert_eq!(sim.masters(51), vec![0], "{}", sim.timeline());
     assert_eq!(sim.vip_holders(51), vec![0]);
+}
+
+// ===== sync groups =====
+
+/// Two nodes, each running VRID 51 and 52 as one sync group: lb1 (150) holds both.
+fn grouped_pair() -> SimNetwork {
+    let mut sim = SimNetwork::new(11, (Duration::from_millis(1), Duration::from_millis(1)));
+    for (index, priority) in [150u8, 100].iter().enumerate() {
+        let node = sim.add_node(&format!("lb{}", index + 1), v4(11 + index as u8));
+        for vrid in [51, 52] {
+            let mut config = router(vrid, Version::V3, Family::Ipv4, *priority);
+            config.advert_interval = Centis::new(10);
+            sim.add_router(node, config);
+        }
+        sim.add_group(node, &[51, 52]);
+    }
+    sim.start_all();
+    sim
+}
+
+#[test]
+fn a_sync_group_comes_up_master_together() {
+    let mut sim = grouped_pair();
+    settle(&mut sim, Duration::from_secs(2));
+    assert_eq!(sim.masters(51), vec![0]);
+    assert_eq!(sim.masters(52), vec![0]);
+}
+
+#[test]
+fn one_member_failing_takes_the_whole_group_to_the_peer() {
+    let mut sim = grouped_pair();
+    settle(&mut sim, Duration::from_secs(2));
+    // Only VRID 51 fails on lb1 (a weight-0 check): its group goes to Fault together,
+    // and lb2 becomes Master of both.
+    sim.set_priority(0, 51, EffectivePriority::Fault);
+    settle(&mut sim, Duration::from_secs(1));
+    assert_eq!(sim.state(0, 52), Some(State::Fault), "{}", sim.timeline());
+    assert_eq!(sim.masters(51), vec![1]);
+    assert_eq!(sim.masters(52), vec![1]);
+    // Recovery brings lb1's group back; it preempts both.
+    sim.set_priority(0, 51, EffectivePriority::Value(150));
+    settle(&mut sim, Duration::from_secs(2));
+    assert_eq!(sim.masters(51), vec![0], "{}", sim.timeline());
+    assert_eq!(sim.masters(52), vec![0]);
+}
+
+/// keepalived's rule: the group is Master only when every member wants Master. lb2's VRID
+/// 52 alone outranking lb1 does not move anything while lb2's VRID 51 still accepts lb1.
+#[test]
+fn a_member_outranking_its_peer_alone_does_not_move_the_group() {
+    let mut sim = grouped_pair();
+    settle(&mut sim, Duration::from_secs(2));
+    sim.set_priority(1, 52, EffectivePriority::Value(200));
+    settle(&mut sim, Duration::from_secs(2));
+    assert_eq!(sim.masters(51), vec![0], "{}", sim.timeline());
+    assert_eq!(sim.masters(52), vec![0], "{}", sim.timeline());
+    assert!(sim
+        .router(1, 52)
+        .is_some_and(|router| router.wants_master()));
+}
+
+/// Both groups are Master while partitioned; healed, lb2's VRID 51 hears the higher
+/// priority and steps down, and its group takes VRID 52 down with it.
+#[test]
+fn one_member_stepping_down_takes_the_other_with_it() {
+    let mut sim = grouped_pair();
+    settle(&mut sim, Duration::from_secs(2));
+    sim.partition(&[0, 1]);
+    settle(&mut sim, Duration::from_secs(1));
+    assert_eq!(sim.masters(51), vec![0, 1]);
+    assert_eq!(sim.masters(52), vec![0, 1]);
+    sim.heal();
+    settle(&mut sim, Duration::from_secs(1));
+    assert_eq!(sim.masters(51), vec![0], "{}", sim.timeline());
+    assert_eq!(sim.masters(52), vec![0], "{}", sim.timeline());
+    assert_eq!(sim.vip_holders(51), vec![0]);
+    assert_eq!(sim.vip_holders(52), vec![0]);
+    // One of lb2's members heard lb1 first; the other followed through the group.
+    assert!(
+        sim.timeline().contains("MASTER -> BACKUP (sync group)"),
+        "{}",
+        sim.timeline()
+    );
 }

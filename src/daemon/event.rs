@@ -37,6 +37,8 @@ pub enum Event {
         added: bool,
         failures: Vec<String>,
     },
+    /// A hook or action finished (from the notify thread).
+    Hook(crate::notify::HookReport),
     /// A check produced a result (from the health thread).
     Health(crate::health::runner::HealthEvent),
     /// SIGTERM or SIGINT: stop gracefully.

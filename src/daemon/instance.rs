@@ -34,6 +34,8 @@ pub struct InstanceRuntime {
     pub tracks: Vec<InstanceTrack>,
     /// The effective priority last handed to the router.
     pub priority: EffectivePriority,
+    /// Shared with the notify thread, which runs them.
+    pub notify: std::sync::Arc<crate::notify::HookSet>,
 }
 
 impl InstanceRuntime {
@@ -42,8 +44,11 @@ impl InstanceRuntime {
         socket: SocketId,
         primary_address: IpAddr,
         tracks: Vec<InstanceTrack>,
+        sync_member: bool,
     ) -> Self {
-        let router = VirtualRouter::new(router_config(&config, primary_address));
+        let mut router_config = router_config(&config, primary_address);
+        router_config.sync_member = sync_member;
+        let router = VirtualRouter::new(router_config);
         let destinations = match config.multicast_group() {
             Some(group) => vec![group],
             None => config.unicast_peers.clone(),
@@ -55,6 +60,7 @@ impl InstanceRuntime {
             }
         }
         let priority = EffectivePriority::Value(config.priority);
+        let notify = std::sync::Arc::new(config.notify.clone());
         InstanceRuntime {
             config,
             router,
@@ -64,6 +70,7 @@ impl InstanceRuntime {
             last_warning: None,
             tracks,
             priority,
+            notify,
         }
     }
 
@@ -98,5 +105,6 @@ pub fn router_config(instance: &config::Instance, primary_address: IpAddr) -> Ro
         primary_address,
         vips: instance.vips.iter().map(|vip| vip.address).collect(),
         auth: instance.auth.clone(),
+        sync_member: false,
     }
 }

@@ -44,9 +44,11 @@ use crate::health::tracker::Tracker;
 use crate::health::ProbeOutcome;
 use crate::net::linux::netlink::{Netlink, NetlinkError, NetlinkEvent};
 use crate::net::linux::vrrp_socket::{SocketError, VrrpSocket};
+use crate::notify::runner::Notifier;
+use crate::notify::{HookReport, HookState, Notification, Scope};
 use crate::vrrp::action::{AnnounceReason, DiscardReason};
 use crate::vrrp::packet::{self, Endpoints};
-use crate::vrrp::{Action, EffectivePriority, Family, Input, State};
+use crate::vrrp::{sync_group, Action, EffectivePriority, Family, GroupCommand, Input, State};
 
 /// How long a graceful stop may wait for the VIPs to be removed.
 const SHUTDOWN_BUDGET: Duration = Duration::from_secs(5);
@@ -77,6 +79,16 @@ pub enum DaemonError {
     Signals(#[source] std::io::Error),
     #[error("cannot start the health checks: {0}")]
     Health(#[source] std::io::Error),
+}
+
+/// A sync group at run time.
+struct GroupRuntime {
+    name: String,
+    /// Member instances, by index.
+    members: Vec<InstanceId>,
+    notify: std::sync::Arc<crate::notify::HookSet>,
+    /// The group's state as hooks last saw it.
+    state: Option<State>,
 }
 
 /// A configured check at run time: its debounced state.
@@ -123,6 +135,8 @@ struct Daemon {
     vip_worker: tokio::task::JoinHandle<()>,
     counters: Counters,
     checks: Vec<CheckRuntime>,
+    groups: Vec<GroupRuntime>,
+    notifier: Notifier,
 }
 
 impl Daemon {
@@ -185,10 +199,19 @@ impl Daemon {
                 }
             };
             let primary = daemon_sockets[socket_id].socket.source();
-            // Validation guarantees every tracked check exists.
+            // Validation guarantees every tracked check exists. A sync group's tracks
+            // apply to each of its members.
+            let group = config
+                .groups
+                .iter()
+                .find(|group| group.instances.contains(&instance.name));
+            let group_tracks = group
+                .map(|group| group.tracks.as_slice())
+                .unwrap_or_default();
             let tracks = instance
                 .tracks
                 .iter()
+                .chain(group_tracks)
                 .filter_map(|track| {
                     Some(InstanceTrack {
                         check: check_index(&track.check)?,
@@ -197,7 +220,8 @@ impl Daemon {
                     })
                 })
                 .collect();
-            let runtime = InstanceRuntime::new(instance, socket_id, primary, tracks);
+            let runtime =
+                InstanceRuntime::new(instance, socket_id, primary, tracks, group.is_some());
             for interface in &runtime.tracked_interfaces {
                 if link_up.contains_key(interface) {
                     continue;
@@ -232,6 +256,34 @@ impl Daemon {
             };
             check.tracker.record(&outcome);
         }
+        let groups: Vec<GroupRuntime> = config
+            .groups
+            .iter()
+            .map(|group| GroupRuntime {
+                name: group.name.clone(),
+                members: group
+                    .instances
+                    .iter()
+                    .filter_map(|name| {
+                        instances
+                            .iter()
+                            .position(|i: &InstanceRuntime| &i.config.name == name)
+                    })
+                    .collect(),
+                notify: std::sync::Arc::new(group.notify.clone()),
+                state: None,
+            })
+            .collect();
+        let (reports_tx, mut reports_rx) = mpsc::unbounded_channel::<HookReport>();
+        let notifier = Notifier::start(reports_tx).map_err(DaemonError::Health)?;
+        let forward = events.clone();
+        tokio::task::spawn_local(async move {
+            while let Some(report) = reports_rx.recv().await {
+                if forward.send(Event::Hook(report)).is_err() {
+                    return;
+                }
+            }
+        });
         let (health_tx, mut health_rx) = mpsc::unbounded_channel::<HealthEvent>();
         crate::health::runner::start(config.checks, health_tx).map_err(DaemonError::Health)?;
         let forward = events.clone();
@@ -270,6 +322,8 @@ impl Daemon {
             vip_worker,
             counters: Counters::default(),
             checks,
+            groups,
+            notifier,
         };
         let now = now();
         for id in 0..daemon.instances.len() {
@@ -331,6 +385,7 @@ impl Daemon {
             vip_commands,
             vip_worker,
             counters,
+            notifier,
             ..
         } = self;
         info!(sent = counters.adverts_sent, received = counters.adverts_received,
@@ -343,6 +398,9 @@ impl Daemon {
         {
             error!(budget = ?SHUTDOWN_BUDGET, "VIPs not removed in time; stopping anyway");
         }
+        // STOP hooks last, once the VIPs are gone; blocking is fine now: nothing else on
+        // this thread needs to run any more.
+        notifier.drain(SHUTDOWN_BUDGET);
         info!("stopped");
     }
 
@@ -401,6 +459,12 @@ impl Daemon {
                 }
             }
             Event::Health(event) => self.check_result(event.check, &event.outcome, now),
+            Event::Hook(report) => match &report.result {
+                Ok(note) => info!(owner = %report.owner, state = %report.state,
+                    hook = %report.hook, duration = ?report.duration, note = %note, "hook done"),
+                Err(why) => warn!(owner = %report.owner, state = %report.state,
+                    hook = %report.hook, duration = ?report.duration, error = %why, "hook failed"),
+            },
             Event::Reload => {
                 warn!("SIGHUP: configuration reload is not supported yet; nothing changed");
             }
@@ -560,17 +624,103 @@ impl Daemon {
             .all(|interface| self.link_up.get(interface) == Some(&true))
     }
 
+    /// Carry out every router's actions, and the sync-group moves they cause, until no
+    /// router has anything left (bounded: a group's moves settle in a few rounds).
     fn drain_actions(&mut self) {
-        for id in 0..self.instances.len() {
-            while let Some(action) = self.instances[id].router.poll_action() {
-                self.act(id, action);
+        for _round in 0..64 {
+            let mut any = false;
+            for id in 0..self.instances.len() {
+                while let Some(action) = self.instances[id].router.poll_action() {
+                    any = true;
+                    let commands = self.group_commands(id, &action);
+                    self.act(id, action);
+                    let now = now();
+                    for (member, command) in commands {
+                        self.instances[member]
+                            .router
+                            .handle(Input::Group(command), now);
+                    }
+                }
+            }
+            if !any {
+                self.notify_groups();
+                return;
             }
         }
+        error!("sync-group moves did not settle; some actions wait for the next event");
+    }
+
+    /// A group's state as its hooks see it: MASTER when every member is, FAULT when one
+    /// is, STOP once stopped, BACKUP otherwise; hooks run when it changes.
+    fn notify_groups(&mut self) {
+        for group in &mut self.groups {
+            let states: Vec<State> = group
+                .members
+                .iter()
+                .map(|&member| self.instances[member].router.state())
+                .collect();
+            let state = if states.iter().all(|s| *s == State::Master) {
+                State::Master
+            } else if states.contains(&State::Fault) {
+                State::Fault
+            } else if states.iter().all(|s| *s == State::Initialize) {
+                State::Initialize
+            } else {
+                State::Backup
+            };
+            if group.state == Some(state) || (group.state.is_none() && state == State::Initialize) {
+                continue;
+            }
+            let from = group.state.map_or("INIT".to_owned(), |s| s.to_string());
+            group.state = Some(state);
+            info!(group = %group.name, %from, to = %state, "sync group changed");
+            if group.notify.is_empty() {
+                continue;
+            }
+            let vips = group
+                .members
+                .iter()
+                .flat_map(|&member| self.instances[member].config.vips.iter())
+                .map(ToString::to_string)
+                .collect();
+            let notification = Notification {
+                scope: Scope::Group,
+                name: group.name.clone(),
+                state: hook_state(state),
+                prev_state: from,
+                // keepalived passes 0 as a group's priority.
+                priority: 0,
+                vips,
+                reason: "sync group".to_owned(),
+            };
+            self.notifier
+                .notify(std::sync::Arc::clone(&group.notify), notification);
+        }
+    }
+
+    /// What the instance's sync group, if any, makes of one of its actions.
+    fn group_commands(&self, id: InstanceId, action: &Action) -> Vec<(InstanceId, GroupCommand)> {
+        let Some(group) = self.groups.iter().find(|group| group.members.contains(&id)) else {
+            return Vec::new();
+        };
+        let members: Vec<&crate::vrrp::VirtualRouter> = group
+            .members
+            .iter()
+            .map(|&member| &self.instances[member].router)
+            .collect();
+        let Some(position) = group.members.iter().position(|&member| member == id) else {
+            return Vec::new();
+        };
+        sync_group::react(&members, position, action)
+            .into_iter()
+            .map(|(position, command)| (group.members[position], command))
+            .collect()
     }
 
     fn act(&mut self, id: InstanceId, action: Action) {
         // Disjoint field borrows: the instance is changed while commands are queued.
         let vip_commands = &self.vip_commands;
+        let notifier = &self.notifier;
         let queue = |command| queue(vip_commands, command);
         let counters = &mut self.counters;
         let instance = &mut self.instances[id];
@@ -627,6 +777,27 @@ impl Daemon {
             Action::Transition { from, to, reason } => {
                 info!(instance = %name, vrid = instance.config.vrid,
                     iface = %instance.config.interface, %from, %to, %reason, "transition");
+                if !instance.config.notify.is_empty() {
+                    let priority = match instance.priority {
+                        EffectivePriority::Value(value) => value,
+                        EffectivePriority::Fault => 0,
+                    };
+                    let notification = Notification {
+                        scope: Scope::Instance,
+                        name: name.clone(),
+                        state: hook_state(to),
+                        prev_state: from.to_string(),
+                        priority,
+                        vips: instance
+                            .config
+                            .vips
+                            .iter()
+                            .map(ToString::to_string)
+                            .collect(),
+                        reason: reason.to_string(),
+                    };
+                    notifier.notify(std::sync::Arc::clone(&instance.notify), notification);
+                }
             }
             Action::Discard { from, reason } => {
                 counters.drop(reason.kind());
@@ -634,6 +805,9 @@ impl Daemon {
                 if !matches!(reason, DiscardReason::LowerPriority { .. }) {
                     debug!(instance = %name, %from, ?reason, "advert discarded");
                 }
+            }
+            Action::WantMaster => {
+                info!(instance = %name, "ready to become MASTER; waiting for its sync group");
             }
             Action::Warn { from, warning } => {
                 let due = instance
@@ -655,6 +829,16 @@ impl Daemon {
 fn queue(vip_commands: &UnboundedSender<VipCommand>, command: VipCommand) {
     if vip_commands.send(command).is_err() {
         error!("the VIP worker has stopped; VIP changes are no longer applied");
+    }
+}
+
+/// The hook state for a router state; Initialize is only reached by stopping.
+fn hook_state(state: State) -> HookState {
+    match state {
+        State::Master => HookState::Master,
+        State::Backup => HookState::Backup,
+        State::Fault => HookState::Fault,
+        State::Initialize => HookState::Stop,
     }
 }
 

@@ -14,7 +14,10 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::time::{Duration, Instant};
 
 use crate::vrrp::packet::{self, ChecksumMode, Endpoints};
-use crate::vrrp::{Action, EffectivePriority, Family, Input, RouterConfig, State, VirtualRouter};
+use crate::vrrp::{
+    sync_group, Action, EffectivePriority, Family, GroupCommand, Input, RouterConfig, State,
+    VirtualRouter,
+};
 
 /// Index of a node in a [`SimNetwork`].
 pub type NodeId = usize;
@@ -77,6 +80,8 @@ struct SimNode {
     link_up: bool,
     /// Nodes only hear each other within the same partition group.
     group: u32,
+    /// Sync groups: indices into `routers`.
+    groups: Vec<Vec<usize>>,
 }
 
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -167,6 +172,7 @@ impl SimNetwork {
             alive: true,
             link_up: true,
             group: 0,
+            groups: Vec::new(),
         });
         self.nodes.len() - 1
     }
@@ -371,6 +377,7 @@ impl SimNetwork {
             let Some(action) = router.poll_action() else {
                 return;
             };
+            let commands = self.group_commands(node, index, &action);
             match action {
                 Action::SendAdvert(adv) => self.transmit(node, &adv),
                 Action::AddVips => self.nodes[node].routers[index].holds_vips = true,
@@ -386,9 +393,61 @@ impl SimNetwork {
                     self.note(&line);
                 }
                 Action::Discard { .. } => self.stats.discarded += 1,
-                Action::Warn { .. } => {}
+                Action::Warn { .. } | Action::WantMaster => {}
+            }
+            for (member, command) in commands {
+                self.input(node, member, Input::Group(command));
             }
         }
+    }
+
+    /// What the node's sync group (if `index` is in one) makes of the action.
+    fn group_commands(
+        &self,
+        node: NodeId,
+        index: usize,
+        action: &Action,
+    ) -> Vec<(usize, GroupCommand)> {
+        let Some(group) = self.nodes[node]
+            .groups
+            .iter()
+            .find(|group| group.contains(&index))
+        else {
+            return Vec::new();
+        };
+        let members: Vec<&VirtualRouter> = group
+            .iter()
+            .filter_map(|&member| self.nodes[node].routers[member].router.as_ref())
+            .collect();
+        if members.len() != group.len() {
+            return Vec::new();
+        }
+        let Some(position) = group.iter().position(|&member| member == index) else {
+            return Vec::new();
+        };
+        sync_group::react(&members, position, action)
+            .into_iter()
+            .map(|(position, command)| (group[position], command))
+            .collect()
+    }
+
+    /// Make `vrids` on `node` a sync group (keepalived's vrrp_sync_group).
+    pub fn add_group(&mut self, node: NodeId, vrids: &[u8]) {
+        let members: Vec<usize> = vrids
+            .iter()
+            .filter_map(|vrid| {
+                self.nodes[node]
+                    .routers
+                    .iter()
+                    .position(|entry| entry.config.vrid == *vrid)
+            })
+            .collect();
+        for &member in &members {
+            let entry = &mut self.nodes[node].routers[member];
+            entry.config.sync_member = true;
+            entry.router = Some(VirtualRouter::new(entry.config.clone()));
+        }
+        self.nodes[node].groups.push(members);
     }
 
     fn transmit(&mut self, from: NodeId, adv: &packet::Advertisement) {

@@ -56,6 +56,8 @@ pub enum Action {
         from: IpAddr,
         warning: AdvertWarning,
     },
+    /// A sync-group member would become Master and waits for the whole group to want it.
+    WantMaster,
 }
 
 /// Why the VIPs are announced.
@@ -98,6 +100,8 @@ pub enum Reason {
     HealthFault,
     /// Every check with weight 0 is up again.
     HealthRecovered,
+    /// The sync group moved this member with the others.
+    SyncGroup,
 }
 
 impl fmt::Display for Reason {
@@ -118,6 +122,7 @@ impl fmt::Display for Reason {
             Reason::LinkUp => f.write_str("interface up"),
             Reason::HealthFault => f.write_str("health check fault"),
             Reason::HealthRecovered => f.write_str("health checks recovered"),
+            Reason::SyncGroup => f.write_str("sync group"),
         }
     }
 }

@@ -23,6 +23,21 @@ pub enum Input {
     PriorityChanged(EffectivePriority),
     /// The router's interface went down (`up = false`) or came back.
     Link { up: bool },
+    /// A sync group's decision for this member (keepalived's vrrp_sync_group).
+    Group(GroupCommand),
+}
+
+/// What a sync group tells a member to do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum GroupCommand {
+    /// Every member wants Master: a member waiting for that becomes Master now.
+    Master,
+    /// Another member stepped down: a Master member steps down too.
+    Backup,
+    /// Another member is in Fault: this one goes to Fault too.
+    Fault,
+    /// The faulty member recovered: leave the group's Fault (unless faulty itself).
+    Recover,
 }
 
 /// The verdict of the health score: a priority to advertise, or "must not be Master".

@@ -10,9 +10,10 @@ pub mod input;
 pub mod interval;
 pub mod packet;
 pub mod router;
+pub mod sync_group;
 
 pub use action::{Action, Reason, State};
-pub use input::{EffectivePriority, Input};
+pub use input::{EffectivePriority, GroupCommand, Input};
 pub use interval::{Centis, Timers};
 pub use router::{RouterConfig, VirtualRouter};
 

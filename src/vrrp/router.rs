@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Serialize};
 
 use super::action::{Action, AdvertWarning, AnnounceReason, DiscardReason, Reason, State};
-use super::input::{EffectivePriority, Input};
+use super::input::{EffectivePriority, GroupCommand, Input};
 use super::packet::{Advertisement, Auth};
 use super::{Centis, Family, Timers, Version, OWNER_PRIORITY, RESIGN_PRIORITY};
 
@@ -44,6 +44,9 @@ pub struct RouterConfig {
     pub vips: Vec<IpAddr>,
     /// v2 authentication we send and require; [`Auth::None`] for v3.
     pub auth: Auth,
+    /// A member of a sync group: it becomes Master only when the group says so.
+    #[serde(default)]
+    pub sync_member: bool,
 }
 
 impl RouterConfig {
@@ -88,6 +91,10 @@ pub struct VirtualRouter {
     preempt_delay_since: Option<Instant>,
     /// The current Master's address as far as we know (ours when Master).
     master_address: Option<IpAddr>,
+    /// A sync-group member whose own rules say "become Master", waiting for the group.
+    wants_master: Option<Reason>,
+    /// In Fault because another member of the sync group is.
+    group_fault: bool,
     actions: VecDeque<Action>,
 }
 
@@ -107,8 +114,20 @@ impl VirtualRouter {
             resigned_master: None,
             preempt_delay_since: None,
             master_address: None,
+            wants_master: None,
+            group_fault: false,
             actions: VecDeque::new(),
         }
+    }
+
+    /// A sync-group member waiting for the group to go Master.
+    pub fn wants_master(&self) -> bool {
+        self.wants_master.is_some()
+    }
+
+    /// In Fault for a reason of its own (link or check), not only because its group is.
+    pub fn fault_is_own(&self) -> bool {
+        self.state == State::Fault && (self.health_fault || !self.link_up)
     }
 
     pub fn state(&self) -> State {
@@ -158,6 +177,7 @@ impl VirtualRouter {
             Input::Advert { src, adv } => self.receive(src, adv, now),
             Input::PriorityChanged(verdict) => self.priority_changed(verdict, now),
             Input::Link { up } => self.link_changed(up, now),
+            Input::Group(command) => self.group_command(command, now),
         }
     }
 
@@ -191,7 +211,7 @@ impl VirtualRouter {
                     Some(from) => Reason::MasterResigned { from },
                     None => Reason::MasterDown,
                 };
-                self.become_master(now, reason);
+                self.take_over(now, reason);
             }
             // Every transition re-arms or clears the timer, so no other pair can be armed.
             (timer, state) => {
@@ -225,6 +245,7 @@ impl VirtualRouter {
         self.master_adver_interval = self.config.advert_interval;
         self.resigned_master = None;
         self.preempt_delay_since = None;
+        self.wants_master = None;
         if self.config.is_owner() {
             // §6.4.1: "If the Priority = 255 ... transition to the Master state".
             let reason = if reason == Reason::Startup {
@@ -335,7 +356,58 @@ impl VirtualRouter {
     }
 
     fn faulted(&self) -> bool {
-        self.health_fault || !self.link_up
+        self.health_fault || !self.link_up || self.group_fault
+    }
+
+    /// keepalived's vrrp_sync_group, as seen by one member (reference section 1.5).
+    fn group_command(&mut self, command: GroupCommand, now: Instant) {
+        if !self.enabled {
+            return;
+        }
+        match command {
+            GroupCommand::Master => {
+                if let (State::Backup, Some(reason)) = (self.state, self.wants_master) {
+                    self.become_master(now, reason);
+                }
+            }
+            GroupCommand::Backup => {
+                self.wants_master = None;
+                if self.state == State::Master {
+                    self.actions.push_back(Action::RemoveVips);
+                    self.master_address = None;
+                    self.arm(Timer::MasterDown, now + self.timers().master_down_interval);
+                    self.transition(State::Backup, Reason::SyncGroup);
+                }
+            }
+            GroupCommand::Fault => {
+                self.group_fault = true;
+                if self.state != State::Fault {
+                    self.enter_fault(Reason::SyncGroup);
+                }
+            }
+            GroupCommand::Recover => {
+                let was_faulted = self.faulted();
+                self.group_fault = false;
+                if was_faulted && !self.faulted() && self.state == State::Fault {
+                    self.start(now, Reason::SyncGroup);
+                }
+            }
+        }
+    }
+
+    /// Our own rules say "become Master": a sync-group member asks the group first.
+    fn take_over(&mut self, now: Instant, reason: Reason) {
+        if !self.config.sync_member {
+            self.become_master(now, reason);
+            return;
+        }
+        if self.wants_master.is_none() {
+            self.actions.push_back(Action::WantMaster);
+        }
+        self.wants_master = Some(reason);
+        // No timer while waiting: a Master heard meanwhile is accepted as usual (and
+        // clears the wish); otherwise the group decides.
+        self.deadline = None;
     }
 
     // ===== receiving =====
@@ -439,7 +511,7 @@ impl VirtualRouter {
                 from: src,
                 priority: adv.priority,
             };
-            self.become_master(now, reason);
+            self.take_over(now, reason);
             return;
         }
         // §6.4.2: "Otherwise, discard the ADVERTISEMENT": our Master_Down_Timer runs out
@@ -470,6 +542,7 @@ impl VirtualRouter {
             self.master_adver_interval = adv.max_adver_int;
         }
         self.resigned_master = None;
+        self.wants_master = None;
         self.master_address = Some(src);
         self.arm(Timer::MasterDown, now + self.timers().master_down_interval);
     }
@@ -522,6 +595,7 @@ impl VirtualRouter {
     /// The VIPs are configured first, so the announcement never points at a missing address.
     fn become_master(&mut self, now: Instant, reason: Reason) {
         self.resigned_master = None;
+        self.wants_master = None;
         self.preempt_delay_since = None;
         self.master_address = Some(self.config.primary_address);
         self.actions.push_back(Action::AddVips);
@@ -555,6 +629,7 @@ impl VirtualRouter {
         self.master_address = None;
         self.resigned_master = None;
         self.preempt_delay_since = None;
+        self.wants_master = None;
         self.transition(State::Fault, reason);
     }
 
