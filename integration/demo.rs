@@ -15,38 +15,23 @@
 
 #[path = "lab/mod.rs"]
 mod lab;
+#[path = "pair/mod.rs"]
+mod pair;
 
 use std::fmt::Write as _;
-use std::fs::{self, File};
+use std::fs;
 use std::io;
-use std::net::{Ipv4Addr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::{self, JoinHandle};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use lab::{Host, Lab, LabProcess};
-use nix::sched::{setns, CloneFlags};
-use nix::sys::signal::{self, SaFlags, SigAction, SigHandler, SigSet};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use vipkeeper::vrrp::{Centis, Timers, Version};
-
-const VIP: Ipv4Addr = Ipv4Addr::new(192, 0, 2, 50);
-const VRID: u8 = 51;
-const LB1_PRIORITY: u8 = 150;
-const LB2_PRIORITY: u8 = 100;
-const ADVERT: Centis = Centis::new(10);
-const VIPKEEPER_CONFIG: &str = "/run/vipkeeper.toml";
-const HAPROXY_CONFIG: &str = "/run/haproxy.cfg";
-
-/// The client sends one request every PERIOD, each bounded by these timeouts.
-const PERIOD: Duration = Duration::from_millis(10);
-const CONNECT_TIMEOUT: Duration = Duration::from_millis(50);
-const REQUEST_TIMEOUT: Duration = Duration::from_millis(200);
-/// The client stops on its own after this long, whatever happens to the demo.
-const CLIENT_LIFETIME: Duration = Duration::from_secs(60);
+use lab::Lab;
+use pair::{
+    fmt_duration, install_signal_handlers, ip_netns_list, ms, now_us, pause, vipkeeper_config,
+    wait_until, Client, Clock, Daemons, Sample, Transition, ADVERT, LB1_PRIORITY, LB2_PRIORITY,
+    VIP, VRID,
+};
+use vipkeeper::vrrp::{Timers, Version};
 
 /// How long the pair runs undisturbed before and after each event.
 const STEADY: Duration = Duration::from_millis(1000);
@@ -54,56 +39,6 @@ const STEADY: Duration = Duration::from_millis(1000);
 const PHASE_LIMIT: Duration = Duration::from_secs(5);
 /// Bound on the first election, which includes haproxy starting.
 const STARTUP_LIMIT: Duration = Duration::from_secs(10);
-
-/// Set by SIGINT/SIGTERM; every wait checks it, so the lab is dropped on Ctrl-C.
-static INTERRUPTED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn on_signal(_: nix::libc::c_int) {
-    INTERRUPTED.store(true, Ordering::SeqCst);
-}
-
-fn install_signal_handlers() -> io::Result<()> {
-    let action = SigAction::new(
-        SigHandler::Handler(on_signal),
-        SaFlags::empty(),
-        SigSet::empty(),
-    );
-    for sig in [signal::Signal::SIGINT, signal::Signal::SIGTERM] {
-        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
-        unsafe { signal::sigaction(sig, &action) }.map_err(io::Error::from)?;
-    }
-    Ok(())
-}
-
-fn check_interrupted() -> io::Result<()> {
-    if INTERRUPTED.load(Ordering::SeqCst) {
-        Err(io::Error::new(io::ErrorKind::Interrupted, "interrupted"))
-    } else {
-        Ok(())
-    }
-}
-
-/// Sleeps `d` in small steps, returning early (as an error) on Ctrl-C.
-fn pause(d: Duration) -> io::Result<()> {
-    let end = Instant::now() + d;
-    loop {
-        check_interrupted()?;
-        let now = Instant::now();
-        if now >= end {
-            return Ok(());
-        }
-        thread::sleep((end - now).min(Duration::from_millis(10)));
-    }
-}
-
-/// Wall-clock microseconds since the epoch: the daemons log wall-clock time, so the client
-/// samples and the demo's own events use the same clock.
-fn now_us() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_micros() as i64)
-        .unwrap_or(0)
-}
 
 fn main() -> ExitCode {
     let Some(bin) = std::env::args().nth(1) else {
@@ -136,337 +71,7 @@ fn main() -> ExitCode {
 }
 
 // ---------------------------------------------------------------------------------------
-// Configuration of the lab hosts.
-
-fn vipkeeper_config(name: &str, priority: u8) -> String {
-    format!(
-        r#"[global]
-node_name = "{name}"
-
-[[instance]]
-name = "web"
-interface = "eth0"
-vrid = {VRID}
-version = 3
-priority = {priority}
-advert_interval = "{}ms"
-vips = ["{VIP}/24"]
-"#,
-        u32::from(ADVERT.get()) * 10
-    )
-}
-
-fn haproxy_lb_config(name: &str, backend: Ipv4Addr) -> String {
-    format!(
-        r#"global
-    maxconn 1000
-
-defaults
-    mode http
-    timeout connect 100ms
-    timeout client 2s
-    timeout server 2s
-
-frontend web
-    bind *:80
-    http-response set-header X-Served-By {name}
-    default_backend app
-
-backend app
-    server backend {backend}:8080
-"#
-    )
-}
-
-const HAPROXY_BACKEND_CONFIG: &str = r#"global
-    maxconn 1000
-
-defaults
-    mode http
-    timeout client 2s
-
-frontend app
-    bind *:8080
-    http-request return status 200 content-type text/plain string "hello from the backend"
-"#;
-
-// ---------------------------------------------------------------------------------------
-// The client: a thread inside the client's network namespace.
-
-#[derive(Clone, Debug)]
-struct Sample {
-    /// When the request started (wall clock, µs).
-    sent: i64,
-    /// When the answer (or the failure) came.
-    done: i64,
-    /// `X-Served-By` of a 200 answer; `None` for a failure.
-    served_by: Option<String>,
-    /// Why it failed.
-    error: Option<String>,
-}
-
-impl Sample {
-    fn ok(&self) -> bool {
-        self.served_by.is_some()
-    }
-
-    fn by(&self, node: &str) -> bool {
-        self.served_by.as_deref() == Some(node)
-    }
-}
-
-struct Client {
-    samples: Arc<Mutex<Vec<Sample>>>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<io::Result<()>>>,
-}
-
-impl Client {
-    fn start(host: &Host) -> io::Result<Client> {
-        let netns = PathBuf::from(format!("/proc/{}/ns/net", host.init_pid()));
-        let samples = Arc::new(Mutex::new(Vec::new()));
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let samples = Arc::clone(&samples);
-            let stop = Arc::clone(&stop);
-            thread::Builder::new()
-                .name("client".into())
-                .spawn(move || client_thread(&netns, samples, stop))?
-        };
-        Ok(Client {
-            samples,
-            stop,
-            thread: Some(thread),
-        })
-    }
-
-    /// Every sample so far, by send time.
-    fn samples(&self) -> Vec<Sample> {
-        let mut samples = self
-            .samples
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .clone();
-        samples.sort_by_key(|s| s.sent);
-        samples
-    }
-
-    /// Fails if the client thread has stopped on its own (it could not enter the namespace).
-    fn check_alive(&mut self) -> io::Result<()> {
-        if self.thread.as_ref().is_some_and(|t| t.is_finished()) {
-            self.finish()?;
-            return Err(io::Error::other("the client thread stopped early"));
-        }
-        Ok(())
-    }
-
-    /// Stops the loop and waits for requests in flight (each is bounded by REQUEST_TIMEOUT).
-    fn finish(&mut self) -> io::Result<()> {
-        self.stop.store(true, Ordering::SeqCst);
-        match self.thread.take().map(JoinHandle::join) {
-            None => Ok(()),
-            Some(Ok(result)) => result,
-            Some(Err(_)) => Err(io::Error::other("the client thread panicked")),
-        }
-    }
-}
-
-impl Drop for Client {
-    fn drop(&mut self) {
-        let _ = self.finish();
-    }
-}
-
-fn client_thread(
-    netns: &Path,
-    samples: Arc<Mutex<Vec<Sample>>>,
-    stop: Arc<AtomicBool>,
-) -> io::Result<()> {
-    // setns changes the network namespace of this thread only. Check it took effect before
-    // opening any socket: the client must never send from the machine's own namespace.
-    let ns = File::open(netns)?;
-    setns(&ns, CloneFlags::CLONE_NEWNET)
-        .map_err(|e| io::Error::other(format!("setns {}: {e}", netns.display())))?;
-    let mine = fs::read_link("/proc/thread-self/ns/net")?;
-    let wanted = fs::read_link(netns)?;
-    if mine != wanted {
-        return Err(io::Error::other(format!(
-            "client thread is in {mine:?}, not the client's {wanted:?}"
-        )));
-    }
-    // A current-thread runtime: every socket is opened on this thread, in the namespace.
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    runtime.block_on(async move {
-        let target = SocketAddr::from((VIP, 80));
-        let deadline = Instant::now() + CLIENT_LIFETIME;
-        let mut tick = tokio::time::interval(PERIOD);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let mut inflight = tokio::task::JoinSet::new();
-        while !stop.load(Ordering::SeqCst) && Instant::now() < deadline {
-            tick.tick().await;
-            let samples = Arc::clone(&samples);
-            inflight.spawn(async move {
-                let sample = request(target).await;
-                samples
-                    .lock()
-                    .unwrap_or_else(|p| p.into_inner())
-                    .push(sample);
-            });
-            while inflight.try_join_next().is_some() {}
-        }
-        while inflight.join_next().await.is_some() {}
-    });
-    Ok(())
-}
-
-/// One `GET /` with a connect timeout and an overall timeout.
-async fn request(target: SocketAddr) -> Sample {
-    let sent = now_us();
-    let outcome = tokio::time::timeout(REQUEST_TIMEOUT, async {
-        let mut stream =
-            match tokio::time::timeout(CONNECT_TIMEOUT, tokio::net::TcpStream::connect(target))
-                .await
-            {
-                Err(_) => return Err("connect timeout".to_owned()),
-                Ok(Err(e)) => return Err(format!("connect: {}", short_error(&e))),
-                Ok(Ok(stream)) => stream,
-            };
-        let _ = stream.set_nodelay(true);
-        let ask = format!("GET / HTTP/1.0\r\nHost: {VIP}\r\nUser-Agent: vipkeeper-demo\r\n\r\n");
-        stream
-            .write_all(ask.as_bytes())
-            .await
-            .map_err(|e| format!("send: {}", short_error(&e)))?;
-        let mut answer = Vec::with_capacity(512);
-        stream
-            .read_to_end(&mut answer)
-            .await
-            .map_err(|e| format!("read: {}", short_error(&e)))?;
-        parse_answer(&answer)
-    })
-    .await;
-    let (served_by, error) = match outcome {
-        Ok(Ok(node)) => (Some(node), None),
-        Ok(Err(error)) => (None, Some(error)),
-        Err(_) => (None, Some("no answer in time".to_owned())),
-    };
-    Sample {
-        sent,
-        done: now_us(),
-        served_by,
-        error,
-    }
-}
-
-fn short_error(e: &io::Error) -> String {
-    match e.kind() {
-        io::ErrorKind::ConnectionRefused => "refused".into(),
-        io::ErrorKind::ConnectionReset => "reset".into(),
-        _ => e.to_string(),
-    }
-}
-
-/// The node named in `X-Served-By` of a 200 answer.
-fn parse_answer(answer: &[u8]) -> Result<String, String> {
-    let text = String::from_utf8_lossy(answer);
-    let mut lines = text.lines();
-    let status = lines.next().unwrap_or_default();
-    let code = status.split_whitespace().nth(1).unwrap_or("none");
-    if code != "200" {
-        return Err(format!("HTTP status {code}"));
-    }
-    lines
-        .take_while(|line| !line.is_empty())
-        .find_map(|line| {
-            let (name, value) = line.split_once(':')?;
-            name.eq_ignore_ascii_case("x-served-by")
-                .then(|| value.trim().to_owned())
-        })
-        .ok_or_else(|| "no X-Served-By header".to_owned())
-}
-
-// ---------------------------------------------------------------------------------------
-// vipkeeper's transition log lines.
-
-#[derive(Clone, Debug)]
-struct Transition {
-    at: i64,
-    node: &'static str,
-    from: String,
-    to: String,
-    reason: String,
-}
-
-/// The `transition` lines of a vipkeeper log:
-/// `2025-01-01T12:00:00.123456Z  INFO transition instance=web ... from=BACKUP to=MASTER reason=...`
-fn transitions(node: &'static str, log: &str) -> Vec<Transition> {
-    log.lines()
-        .filter(|line| line.split_whitespace().nth(2) == Some("transition"))
-        .filter_map(|line| {
-            let at = parse_rfc3339(line.split_whitespace().next()?)?;
-            let field = |key: &str| {
-                line.split_whitespace()
-                    .find_map(|word| word.strip_prefix(key))
-                    .map(str::to_owned)
-            };
-            let reason = line
-                .split_once(" reason=")
-                .map(|(_, rest)| rest.trim().to_owned())
-                .unwrap_or_default();
-            Some(Transition {
-                at,
-                node,
-                from: field("from=")?,
-                to: field("to=")?,
-                reason,
-            })
-        })
-        .collect()
-}
-
-/// `YYYY-MM-DDTHH:MM:SS[.frac]Z` to microseconds since the epoch.
-fn parse_rfc3339(stamp: &str) -> Option<i64> {
-    let stamp = stamp.strip_suffix('Z')?;
-    let (date, time) = stamp.split_once('T')?;
-    let mut date = date.split('-').map(|p| p.parse::<i64>());
-    let (year, month, day) = (date.next()?.ok()?, date.next()?.ok()?, date.next()?.ok()?);
-    let (clock, fraction) = time.split_once('.').unwrap_or((time, ""));
-    let mut clock = clock.split(':').map(|p| p.parse::<i64>());
-    let (hour, minute, second) = (
-        clock.next()?.ok()?,
-        clock.next()?.ok()?,
-        clock.next()?.ok()?,
-    );
-    let micros: i64 = if fraction.is_empty() {
-        0
-    } else {
-        let digits: String = fraction.chars().chain("000000".chars()).take(6).collect();
-        digits.parse().ok()?
-    };
-    // Days from the civil date (Howard Hinnant's algorithm).
-    let y = if month <= 2 { year - 1 } else { year };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let mp = (month + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + day - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    let days = era * 146_097 + doe - 719_468;
-    Some(((days * 86_400 + hour * 3600 + minute * 60 + second) * 1_000_000) + micros)
-}
-
-// ---------------------------------------------------------------------------------------
 // Printing.
-
-/// Milliseconds between two µs instants, signed, for timelines.
-fn ms(from: i64, to: i64) -> i64 {
-    (to - from).div_euclid(1000)
-}
-
-fn fmt_duration(d: Duration) -> String {
-    format!("{:.1} ms", d.as_secs_f64() * 1000.0)
-}
 
 fn header() {
     let timers = Timers::compute(Version::V3, LB2_PRIORITY, ADVERT);
@@ -498,15 +103,6 @@ that this demo creates and removes; nothing touches the machine's own network.
     );
 }
 
-/// Status lines, stamped with the time since the demo started.
-struct Clock(Instant);
-
-impl Clock {
-    fn say(&self, text: &str) {
-        println!("[{:6.2}s] {text}", self.0.elapsed().as_secs_f64());
-    }
-}
-
 fn timeline(title: &str, mut rows: Vec<(i64, String)>) {
     rows.sort_by_key(|(at, _)| *at);
     println!("\n  {title}");
@@ -527,58 +123,6 @@ fn transition_row(t: &Transition, origin: i64) -> (i64, String) {
 
 // ---------------------------------------------------------------------------------------
 // The demo.
-
-/// The daemons (host name, program, process), kept alive for as long as the demo runs.
-struct Daemons {
-    list: Vec<(&'static str, &'static str, LabProcess)>,
-}
-
-impl Daemons {
-    fn spawn(
-        &mut self,
-        host: &Host,
-        name: &'static str,
-        program: &'static str,
-        argv: &[&str],
-        env: &[(&str, &str)],
-    ) -> io::Result<()> {
-        let process = host
-            .spawn(argv, env)
-            .map_err(|e| io::Error::new(e.kind(), format!("starting {program} on {name}: {e}")))?;
-        self.list.push((name, program, process));
-        Ok(())
-    }
-
-    fn vipkeeper_log(&self, node: &str) -> String {
-        self.list
-            .iter()
-            .find(|(name, program, _)| *name == node && *program == "vipkeeper")
-            .map(|(_, _, p)| p.stderr())
-            .unwrap_or_default()
-    }
-
-    fn transitions(&self) -> Vec<Transition> {
-        let mut all: Vec<Transition> = ["lb1", "lb2"]
-            .into_iter()
-            .flat_map(|node| transitions(node, &self.vipkeeper_log(node)))
-            .collect();
-        all.sort_by_key(|t| t.at);
-        all
-    }
-
-    /// Every daemon still runs; otherwise which one stopped, and its log.
-    fn check(&mut self) -> io::Result<()> {
-        for (node, program, process) in &mut self.list {
-            if let Some(status) = process.try_wait()? {
-                return Err(io::Error::other(format!(
-                    "{program} on {node} exited ({status}); its stderr:\n{}",
-                    process.stderr().trim_end()
-                )));
-            }
-        }
-        Ok(())
-    }
-}
 
 fn run(bin: &Path) -> io::Result<bool> {
     header();
@@ -627,74 +171,15 @@ fn run(bin: &Path) -> io::Result<bool> {
     result
 }
 
-fn ip_netns_list() -> Vec<String> {
-    std::process::Command::new("ip")
-        .args(["netns", "list"])
-        .output()
-        .map(|out| {
-            String::from_utf8_lossy(&out.stdout)
-                .lines()
-                .filter_map(|l| l.split_whitespace().next().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
-/// Polls `condition` every 10 ms for at most `limit`; `None` if it never held.
-fn wait_until(
-    limit: Duration,
-    daemons: &mut Daemons,
-    client: &mut Client,
-    mut condition: impl FnMut(&[Sample], &[Transition]) -> bool,
-) -> io::Result<Option<()>> {
-    let end = Instant::now() + limit;
-    loop {
-        check_interrupted()?;
-        daemons.check()?;
-        client.check_alive()?;
-        if condition(&client.samples(), &daemons.transitions()) {
-            return Ok(Some(()));
-        }
-        if Instant::now() >= end {
-            return Ok(None);
-        }
-        thread::sleep(Duration::from_millis(10));
-    }
-}
-
 fn demo(lab: &Lab, bin: &Path, clock: &Clock, daemons: &mut Daemons) -> io::Result<bool> {
     let bin = bin
         .to_str()
         .ok_or_else(|| io::Error::other("binary path"))?;
-    let backend = lab.backend();
-    let backend_ip = backend.ipv4();
-    backend.write_file(Path::new(HAPROXY_CONFIG), HAPROXY_BACKEND_CONFIG.as_bytes())?;
-    let haproxy = ["haproxy", "-db", "-f", HAPROXY_CONFIG];
-    daemons.spawn(backend, "backend", "haproxy", &haproxy, &[])?;
-    let nodes = [("lb1", LB1_PRIORITY), ("lb2", LB2_PRIORITY)];
-    for (i, (name, _)) in nodes.iter().enumerate() {
-        let host = lab.node(i + 1);
-        host.write_file(
-            Path::new(HAPROXY_CONFIG),
-            haproxy_lb_config(name, backend_ip).as_bytes(),
-        )?;
-        daemons.spawn(host, name, "haproxy", &haproxy, &[])?;
-    }
+    daemons.start_haproxies(lab)?;
     let started = now_us();
-    for (i, (name, priority)) in nodes.iter().enumerate() {
-        let host = lab.node(i + 1);
-        host.write_file(
-            Path::new(VIPKEEPER_CONFIG),
-            vipkeeper_config(name, *priority).as_bytes(),
-        )?;
-        daemons.spawn(
-            host,
-            name,
-            "vipkeeper",
-            &[bin, "run", "-c", VIPKEEPER_CONFIG],
-            &[("VIPKEEPER_LOG", "info")],
-        )?;
-    }
+    daemons.start_vipkeepers(lab, bin, |name, priority| {
+        vipkeeper_config(name, priority, "", "")
+    })?;
     clock.say("started haproxy on backend, lb1 and lb2, then vipkeeper on lb1 and lb2");
     let mut client = Client::start(lab.client())?;
 
