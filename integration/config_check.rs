@@ -1449,7 +1449,33 @@ fn check_rules_are_enforced_with_positions() {
         ),
         (
             "[check.x]\ntype = \"exec\"\ncommand = [\"/bin/true\"]\ninterval = \"5ms\"\n",
-            "13:12: check.x.interval: must be 10ms..1h, got 5",
+            "13:12: check.x.interval: must be 10ms..1h, got \"5ms\"",
+        ),
+    ];
+    for (checks, expected) in cases {
+        rejects(
+            &with_checks("track = [{ check = \"x\", weight = -10 }]", checks),
+            expected,
+        );
+    }
+}
+
+/// Watched checks report each change once: polling keys would be meaningless (and a
+/// `fall` above 1 would never see the second failure).
+#[test]
+fn watched_checks_refuse_polling_keys() {
+    let cases = [
+        (
+            "[check.x]\ntype = \"process\"\nname = \"haproxy\"\nfall = 2\n",
+            "13:8: check.x.fall: does not apply to type = \"process\": it reports each change",
+        ),
+        (
+            "[check.x]\ntype = \"interface\"\ninterface = \"eth1\"\ninterval = \"1s\"\n",
+            "13:12: check.x.interval: does not apply to type = \"interface\"",
+        ),
+        (
+            "[check.x]\ntype = \"process\"\n",
+            "10:1: check.x.name: set exactly one of `name` and `pidfile`",
         ),
     ];
     for (checks, expected) in cases {

@@ -291,12 +291,18 @@ fn hook_table(hook: &Hook) -> String {
 fn render_check(out: &mut String, check: &Check) {
     line(out, format_args!("[check.{}]", check.name));
     line(out, format_args!("type = \"{}\"", check.kind.type_name()));
-    let interval = duration::format(check.interval);
-    let timeout = duration::format(check.timeout);
-    line(out, format_args!("interval = \"{interval}\""));
-    line(out, format_args!("timeout = \"{timeout}\""));
-    line(out, format_args!("rise = {}", check.rise));
-    line(out, format_args!("fall = {}", check.fall));
+    let watched = matches!(
+        check.kind,
+        CheckKind::Interface { .. } | CheckKind::File(_) | CheckKind::Process(_)
+    );
+    if !watched {
+        let interval = duration::format(check.interval);
+        let timeout = duration::format(check.timeout);
+        line(out, format_args!("interval = \"{interval}\""));
+        line(out, format_args!("timeout = \"{timeout}\""));
+        line(out, format_args!("rise = {}", check.rise));
+        line(out, format_args!("fall = {}", check.fall));
+    }
     line(out, format_args!("init_fail = {}", check.init_fail));
     match &check.kind {
         CheckKind::Haproxy(settings) => {

@@ -192,6 +192,13 @@ pub enum Problem {
     ExactlyOne(&'static str, &'static str),
     #[error("must be {range}, got {got}")]
     OutOfRange { range: &'static str, got: i64 },
+    #[error("must be {range}, got {got:?}")]
+    DurationRange { range: &'static str, got: String },
+    #[error(
+        "does not apply to type = {0:?}: it reports each change as it happens, so there \
+         is no interval, timeout, rise or fall"
+    )]
+    NotForWatched(&'static str),
     #[error("{0:?} is not ADDRESS:PORT (an IP address and a port, e.g. \"127.0.0.1:3306\")")]
     SocketAddress(String),
     #[error(

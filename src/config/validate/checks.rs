@@ -126,6 +126,23 @@ impl Checker<'_> {
                 ok = false;
             }
         }
+        // Watched checks report each change once: there is no interval to poll at, and a
+        // `fall` above 1 would wait for a second death that never comes.
+        let watched = matches!(kind, "interface" | "file" | "process");
+        if watched {
+            let polling = [
+                ("interval", file.interval.as_ref().map(Spanned::span)),
+                ("timeout", file.timeout.as_ref().map(Spanned::span)),
+                ("rise", file.rise.as_ref().map(Spanned::span)),
+                ("fall", file.fall.as_ref().map(Spanned::span)),
+            ];
+            for (field, span) in polling {
+                if let Some(span) = span {
+                    self.error(span, key(field), Problem::NotForWatched(static_kind(kind)));
+                    ok = false;
+                }
+            }
+        }
 
         let interval = match &file.interval {
             Some(setting) => self.check_duration(setting, &key("interval")),
@@ -160,7 +177,7 @@ impl Checker<'_> {
                 let path = path.and_then(|p| self.absolute(p, key("path")));
                 path.map(|path| CheckKind::File(FileSettings { path }))
             }
-            "process" => self.process(file, &key),
+            "process" => self.process(file, &header, &key),
             _ => None,
         };
         if !ok {
@@ -184,9 +201,9 @@ impl Checker<'_> {
     ) -> Option<Duration> {
         let value = self.duration(setting, key)?;
         if !(MIN_CHECK_INTERVAL..=MAX_CHECK_INTERVAL).contains(&value) {
-            let problem = Problem::OutOfRange {
+            let problem = Problem::DurationRange {
                 range: "10ms..1h",
-                got: i64::try_from(value.as_millis()).unwrap_or(i64::MAX),
+                got: setting.get_ref().0.clone(),
             };
             self.error(setting.span(), key, problem);
             return None;
@@ -446,7 +463,12 @@ impl Checker<'_> {
         Some(CheckKind::Exec(ExecSettings { argv, shell }))
     }
 
-    fn process(&mut self, file: &FileCheck, key: &dyn Fn(&str) -> String) -> Option<CheckKind> {
+    fn process(
+        &mut self,
+        file: &FileCheck,
+        header: &Range<usize>,
+        key: &dyn Fn(&str) -> String,
+    ) -> Option<CheckKind> {
         let matcher = match (&file.name, &file.pidfile) {
             (Some(name), None) => {
                 let text = name.get_ref();
@@ -462,7 +484,7 @@ impl Checker<'_> {
                     .as_ref()
                     .map(Spanned::span)
                     .or_else(|| pidfile.as_ref().map(Spanned::span))
-                    .unwrap_or_default();
+                    .unwrap_or_else(|| header.clone());
                 self.error(span, key("name"), Problem::ExactlyOne("name", "pidfile"));
                 return None;
             }
