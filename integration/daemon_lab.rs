@@ -511,3 +511,59 @@ fn a_failed_check_lowers_the_priority_and_fast_preempt_takes_over_at_once() {
 fn a_failed_check_lowers_the_priority_and_the_peer_takes_over_after_master_down() {
     backend_link_failure(false);
 }
+
+/// "Probes never delay VRRP": the Master runs 1000 TCP checks against an address where
+/// nothing answers (each run hangs until its timeout; 64 run at a time, the rest wait).
+/// They are tracked with weight +1, which only adds while a check is up (never, here), so
+/// the priority stays 150. For 5 s, 14 of the Backup's Master_Down_Intervals at 100 ms
+/// adverts, the Backup must never take over: one advert late by more than 260 ms would
+/// make it.
+#[test]
+fn a_thousand_hung_probes_do_not_delay_adverts() {
+    let lab = Lab::builder("hung")
+        .nodes(2)
+        .backend(true)
+        .build()
+        .expect("lab");
+    let vip: IpAddr = "192.0.2.95".parse().unwrap();
+    let mut checks = String::new();
+    let mut tracks = Vec::new();
+    for index in 0..1000 {
+        // 198.51.100.250 has no host on the backend segment: SYNs go unanswered.
+        checks.push_str(&format!(
+            "[check.hang{index}]\ntype = \"tcp\"\naddress = \"198.51.100.250:{}\"\n\
+             interval = \"100ms\"\ntimeout = \"1s\"\n",
+            10000 + index
+        ));
+        tracks.push(format!("{{ check = \"hang{index}\", weight = 1 }}"));
+    }
+    let extra = format!("track = [{}]\n\n{checks}", tracks.join(", "));
+    let mut lb1 = Node::new(lab.node(1), &config("lb1", 150, "192.0.2.95/24", &extra));
+    let mut lb2 = Node::new(lab.node(2), &config("lb2", 100, "192.0.2.95/24", ""));
+    lb1.start();
+    lb2.start();
+    let elected = wait_for(master_down(150) + SLACK, || {
+        lb1.holds(vip) && !lb2.holds(vip)
+    });
+    assert!(
+        elected.is_some(),
+        "no election\n{}",
+        explain(&lab, &[&lb1, &lb2])
+    );
+    // lb1 starts slower (it reads 1000 checks), so lb2 may have been Master for a moment
+    // at start-up: what counts is the window after the election.
+    let takeovers = |log: &str| log.matches("to=MASTER").count();
+    let before = takeovers(&lb2.log());
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(5) {
+        assert!(
+            !lb2.holds(vip),
+            "lb2 took over: an advert from lb1 was late\n{}",
+            explain(&lab, &[&lb1, &lb2])
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(takeovers(&lb2.log()), before, "{}", lb2.log());
+    lb1.daemon().kill(Signal::Term).expect("stop lb1");
+    lb2.daemon().kill(Signal::Term).expect("stop lb2");
+}
