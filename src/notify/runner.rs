@@ -418,8 +418,10 @@ async fn run_command(
         _ = exec::wait_exit(&pidfd) => Ended::Exited,
         _ = async {
             output.pump().await;
-            sleep_until(deadline).await;
-        } => Ended::TimedOut,
+            // Pipes closed early: the process still has until the deadline.
+            std::future::pending::<()>().await;
+        } => unreachable!("pending never resolves"),
+        _ = sleep_until(deadline) => Ended::TimedOut,
         _ = &mut aborted => Ended::Aborted,
     };
     match ended {
