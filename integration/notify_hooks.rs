@@ -383,6 +383,33 @@ fn a_hanging_owner_does_not_delay_another() {
 }
 
 #[test]
+fn dropping_the_notifier_kills_running_hooks() {
+    let dir = TempDir::new("drop");
+    let hang = dir.script(
+        "hang",
+        &format!("echo $$ > \"$OUT/pid\"; exec sleep {}", Sleeper::SECONDS),
+    );
+    let hooks = on_every_state(
+        vec![command(hang, Duration::from_secs(20))],
+        QueuePolicy::All,
+    );
+    let (notifier, _rx) = start();
+    notifier.notify(hooks, notification("vi_1", HookState::Master));
+    let sleeper = Sleeper::read(&dir.path("pid"));
+    // The exec may not have happened yet when the pid is read; wait for our sleep.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !sleeper.alive() {
+        assert!(Instant::now() < deadline, "the hook never became `sleep`");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    drop(notifier);
+    assert!(
+        sleeper.wait_dead(Duration::from_secs(1)),
+        "the hook survived the notifier"
+    );
+}
+
+#[test]
 fn drain_returns_once_queued_hooks_finished() {
     let dir = TempDir::new("drain");
     let hook = dir.script(

@@ -1,7 +1,8 @@
 //! Runs hooks on a thread of its own, one queue per owner, strictly in transition order.
 //!
-//! Owns the scheduling of hooks (keepalived's notify scripts are fire-and-forget, unordered
-//! and unsupervised; see docs on issue 5): every owner (scope + name) has a queue and a
+//! Owns the scheduling of hooks. keepalived's notify scripts are fire-and-forget, so a
+//! MASTER script can run after the BACKUP one that followed it, nothing bounds them, and
+//! `notify_stop` is killed after 1 s: here every owner (scope + name) has a queue and a
 //! worker that runs one transition's hooks at a time, in the order the transitions were
 //! notified. Owners are independent: a hook that hangs delays only its own owner. The
 //! daemon's side never waits: [`Notifier::notify`] hands the transition over a channel and
@@ -155,7 +156,10 @@ impl Notifier {
     /// kill.
     pub fn drain(&self, budget: Duration) {
         let started = std::time::Instant::now();
-        let deadline = started + budget;
+        // An absurd budget (Duration::MAX) means "wait as long as it takes".
+        let deadline = started
+            .checked_add(budget)
+            .unwrap_or_else(|| started + Duration::from_secs(100 * 365 * 86_400));
         let reserve = KILL_RESERVE.min(budget / 4);
         if self.pending.wait_idle(deadline - reserve) {
             return;

@@ -190,7 +190,35 @@ mod tests {
     }
 
     #[test]
-    fn safe_script_and_unsafe_symlink_target() {
+    fn the_directory_holding_a_link_is_checked() {
+        if !as_root() {
+            return;
+        }
+        let dir = Dir::new("linkdir");
+        let shared = dir.0.join("shared");
+        std::fs::create_dir(&shared).expect("mkdir");
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o775)).expect("chmod");
+        chown(&shared, Some(0), Some(1000)).expect("chown");
+        // A safe target (root-owned all the way up) behind a link that gid 1000 can replace.
+        let target = Path::new("/bin/sh")
+            .canonicalize()
+            .expect("resolve /bin/sh");
+        if check_tree(&target).is_err() {
+            return; // An unusual host; the rule is covered by the other tests.
+        }
+        let link = shared.join("hook");
+        symlink(&target, &link).expect("symlink");
+        assert_eq!(
+            check_tree(&link),
+            Err(SecurityError::GroupWritable {
+                path: shared,
+                gid: 1000
+            })
+        );
+    }
+
+    #[test]
+    fn the_directory_of_a_link_target_is_checked() {
         // The temp dir's parents must themselves be safe for the positive case; /tmp is
         // sticky and world-writable, which keepalived (and we) refuse.
         if !as_root() {
