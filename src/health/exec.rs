@@ -19,6 +19,10 @@
 //!
 //! When the command exits by itself, processes it left running in the background are left
 //! alone (as keepalived does); only a timeout kills the group.
+//!
+//! The process-group pieces ([`group_command`], [`Run`], [`kill_group`], [`describe_exit`],
+//! [`read_some`]) are shared with the hook runner (`notify::runner`), which runs operators'
+//! commands under the same rules but streams their output to the log.
 
 use std::os::fd::OwnedFd;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -44,36 +48,31 @@ pub struct ExecSettings {
 /// How much of each of stdout and stderr is kept (the end of it) for the Down reason.
 const KEEP_OUTPUT: usize = 512;
 /// Between SIGTERM and SIGKILL on timeout.
-const TERM_GRACE: Duration = Duration::from_millis(100);
+pub(crate) const TERM_GRACE: Duration = Duration::from_millis(100);
 /// How long to wait for the leader after SIGKILL before handing it to a reaper thread
 /// (a process in uninterruptible sleep cannot die at once).
 const KILL_WAIT: Duration = Duration::from_secs(1);
 /// After the leader exits, how long to keep reading output that a background child may
 /// still hold open: we want the last words, not to wait for the background child.
-const DRAIN_GRACE: Duration = Duration::from_millis(50);
+pub(crate) const DRAIN_GRACE: Duration = Duration::from_millis(50);
 /// Removed from the command's environment, as keepalived does: the daemon's own loader
 /// settings and field separator must not leak into operator scripts.
 const SCRUBBED_ENV: [&str; 3] = ["LD_PRELOAD", "LD_LIBRARY_PATH", "IFS"];
 
 /// Runs the command once and tells how it ended. See the module documentation.
 pub async fn probe(settings: &ExecSettings, timeout: Duration) -> ProbeOutcome {
-    let mut command = match build_command(settings) {
+    let mut command = match group_command(&settings.argv, settings.shell, "vipkeeper-exec") {
         Ok(command) => command,
-        Err(outcome) => return outcome,
+        Err(reason) => return ProbeOutcome::down(reason),
     };
     let program = command.get_program().to_string_lossy().into_owned();
-    let child = match command.spawn() {
-        Ok(child) => child,
-        Err(error) => return ProbeOutcome::down(format!("cannot run {program}: {error}")),
+    let (mut run, pidfd) = match Run::spawn(&mut command) {
+        Ok(spawned) => spawned,
+        Err(reason) => return ProbeOutcome::down(reason),
     };
-    let mut run = Run::new(child);
     let deadline = Instant::now() + timeout;
-    let pidfd = match run.pidfd() {
-        Ok(pidfd) => pidfd,
-        Err(reason) => return ProbeOutcome::down(format!("{program}: {reason}")),
-    };
 
-    let mut output = Output::new(&mut run.child);
+    let mut output = Output::new(&mut run);
     let exited = tokio::select! {
         biased;
         _ = wait_exit(&pidfd) => true,
@@ -92,32 +91,44 @@ pub async fn probe(settings: &ExecSettings, timeout: Duration) -> ProbeOutcome {
         };
     }
 
+    kill_group(&mut run, &pidfd, TERM_GRACE).await;
+    ProbeOutcome::down(format!("timed out after {timeout:?}"))
+}
+
+/// SIGTERM to the group, SIGKILL to the group after `grace`, then the leader is reaped (or,
+/// if it does not die within [`KILL_WAIT`], reaped on a thread when `run` is dropped).
+pub(crate) async fn kill_group(run: &mut Run, pidfd: &AsyncFd<OwnedFd>, grace: Duration) {
     run.signal_group(Signal::SIGTERM);
-    let _ = timeout_at(Instant::now() + TERM_GRACE, wait_exit(&pidfd)).await;
+    let _ = timeout_at(Instant::now() + grace, wait_exit(pidfd)).await;
     // Unconditionally: grandchildren may ignore SIGTERM even when the leader did not. The
     // leader is not reaped yet, so the group id is still ours.
     run.signal_group(Signal::SIGKILL);
-    if timeout_at(Instant::now() + KILL_WAIT, wait_exit(&pidfd))
+    if timeout_at(Instant::now() + KILL_WAIT, wait_exit(pidfd))
         .await
         .is_ok()
     {
         run.reap();
     }
     // Otherwise `run`'s drop reaps it on a thread.
-    ProbeOutcome::down(format!("timed out after {timeout:?}"))
 }
 
-fn build_command(settings: &ExecSettings) -> Result<Command, ProbeOutcome> {
-    let Some((first, rest)) = settings.argv.split_first() else {
-        return Err(ProbeOutcome::down("empty command"));
+/// The command for `argv` (or `/bin/sh -c argv[0] arg0 argv[1..]` with `shell`), in a
+/// process group of its own, stdin null, stdout and stderr piped, loader variables and IFS
+/// removed. Callers add arguments and environment before spawning it with [`Run::spawn`].
+pub(crate) fn group_command(
+    argv: &[String],
+    shell: bool,
+    arg0: &str,
+) -> Result<Command, &'static str> {
+    let Some((first, rest)) = argv.split_first() else {
+        return Err("empty command");
     };
-    let mut command = if settings.shell {
+    let mut command = if shell {
         let mut command = Command::new("/bin/sh");
         command.arg("-c").arg(first);
-        if !rest.is_empty() {
-            // Extra words become the script's positional parameters ($0 is conventional).
-            command.arg("vipkeeper-exec").args(rest);
-        }
+        // Extra words (here or added by the caller) become the script's positional
+        // parameters; $0 is conventional.
+        command.arg(arg0).args(rest);
         command
     } else {
         let mut command = Command::new(first);
@@ -138,13 +149,38 @@ fn build_command(settings: &ExecSettings) -> Result<Command, ProbeOutcome> {
 
 /// A spawned command, until reaped. Dropping it unreaped kills the group and reaps off the
 /// runtime thread, so neither a cancelled probe nor a stuck process leaves anything behind.
-struct Run {
+pub(crate) struct Run {
     child: Child,
     reaped: bool,
     pgid: Pid,
 }
 
 impl Run {
+    /// Spawns `command` (from [`group_command`]) and opens the pidfd that tells when the
+    /// leader exited. Errors name the program.
+    pub(crate) fn spawn(command: &mut Command) -> Result<(Run, AsyncFd<OwnedFd>), String> {
+        let program = command.get_program().to_string_lossy().into_owned();
+        let child = command
+            .spawn()
+            .map_err(|error| format!("cannot run {program}: {error}"))?;
+        let run = Run::new(child);
+        // On error `run` is dropped, which kills and reaps what was started.
+        let pidfd = run
+            .pidfd()
+            .map_err(|reason| format!("{program}: {reason}"))?;
+        Ok((run, pidfd))
+    }
+
+    /// The leader's stdout and stderr pipes, as async receivers (once; then None).
+    pub(crate) fn take_output(&mut self) -> (Option<pipe::Receiver>, Option<pipe::Receiver>) {
+        let receiver =
+            |fd: Option<OwnedFd>| fd.and_then(|fd| pipe::Receiver::from_owned_fd(fd).ok());
+        (
+            receiver(self.child.stdout.take().map(OwnedFd::from)),
+            receiver(self.child.stderr.take().map(OwnedFd::from)),
+        )
+    }
+
     fn new(child: Child) -> Run {
         // With process_group(0) the group id is the leader's pid.
         let pgid = Pid::from_raw(i32::try_from(child.id()).unwrap_or(0));
@@ -177,7 +213,7 @@ impl Run {
     }
 
     /// Reaps the leader; call only once it has exited (pidfd readable), so it never blocks.
-    fn reap(&mut self) -> Option<ExitStatus> {
+    pub(crate) fn reap(&mut self) -> Option<ExitStatus> {
         let status = self.child.wait().ok();
         self.reaped = true;
         status
@@ -200,7 +236,7 @@ impl Drop for Run {
 }
 
 /// Resolves when the process behind the pidfd has exited (it is not reaped).
-async fn wait_exit(pidfd: &AsyncFd<OwnedFd>) {
+pub(crate) async fn wait_exit(pidfd: &AsyncFd<OwnedFd>) {
     // A pidfd polls readable once the process has exited and stays so; an error from the
     // reactor is treated as exited so the probe ends (the reap then tells the truth).
     let _ = pidfd.readable().await;
@@ -215,12 +251,11 @@ struct Output {
 }
 
 impl Output {
-    fn new(child: &mut Child) -> Output {
-        let receiver =
-            |fd: Option<OwnedFd>| fd.and_then(|fd| pipe::Receiver::from_owned_fd(fd).ok());
+    fn new(run: &mut Run) -> Output {
+        let (stdout, stderr) = run.take_output();
         Output {
-            stdout: receiver(child.stdout.take().map(OwnedFd::from)),
-            stderr: receiver(child.stderr.take().map(OwnedFd::from)),
+            stdout,
+            stderr,
             stdout_tail: Vec::new(),
             stderr_tail: Vec::new(),
         }
@@ -255,7 +290,11 @@ impl Output {
     }
 }
 
-async fn read_some(pipe: &mut Option<pipe::Receiver>, buf: &mut [u8]) -> std::io::Result<usize> {
+/// Reads from the pipe, or never resolves once it is gone (for use in `select!`).
+pub(crate) async fn read_some(
+    pipe: &mut Option<pipe::Receiver>,
+    buf: &mut [u8],
+) -> std::io::Result<usize> {
     match pipe {
         Some(pipe) => pipe.read(buf).await,
         None => std::future::pending().await,
@@ -292,7 +331,16 @@ fn verdict(status: ExitStatus, output: &Output) -> ProbeOutcome {
     if status.success() {
         return ProbeOutcome::Up;
     }
-    let what = if let Some(code) = status.code() {
+    let what = describe_exit(status);
+    match output.last_line() {
+        Some(line) => ProbeOutcome::down(format!("{what}: {line}")),
+        None => ProbeOutcome::down(what),
+    }
+}
+
+/// How a command ended, in a few words: "exit 3", "killed by SIGSEGV".
+pub(crate) fn describe_exit(status: ExitStatus) -> String {
+    if let Some(code) = status.code() {
         format!("exit {code}")
     } else if let Some(signal) = status.signal() {
         match Signal::try_from(signal) {
@@ -301,10 +349,6 @@ fn verdict(status: ExitStatus, output: &Output) -> ProbeOutcome {
         }
     } else {
         format!("ended with {status}")
-    };
-    match output.last_line() {
-        Some(line) => ProbeOutcome::down(format!("{what}: {line}")),
-        None => ProbeOutcome::down(what),
     }
 }
 
