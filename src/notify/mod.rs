@@ -118,9 +118,11 @@ impl Hook {
     /// How logs and status name the hook: the program, or the action.
     pub fn label(&self) -> String {
         match self {
+            // The program's file name; for a shell hook, the first word of the script.
             Hook::Command(command) => command
                 .argv
                 .first()
+                .and_then(|first| first.split_whitespace().next())
                 .map(|program| program.rsplit('/').next().unwrap_or(program).to_owned())
                 .unwrap_or_default(),
             Hook::HaproxyReload(_) => "haproxy_reload".to_owned(),
