@@ -567,3 +567,171 @@ fn a_thousand_hung_probes_do_not_delay_adverts() {
     lb1.daemon().kill(Signal::Term).expect("stop lb1");
     lb2.daemon().kill(Signal::Term).expect("stop lb2");
 }
+
+/// A two-instance config with the two instances in one sync group; `web_extra` goes into
+/// the web instance (e.g. a track).
+fn grouped_config(name: &str, priority: u8, web_extra: &str, checks: &str) -> String {
+    format!(
+        r#"[global]
+node_name = "{name}"
+garp_master_delay = "0s"
+
+[[instance]]
+name = "web"
+interface = "eth0"
+vrid = 51
+priority = {priority}
+advert_interval = "100ms"
+vips = ["192.0.2.50/24"]
+{web_extra}
+
+[[instance]]
+name = "api"
+interface = "eth0"
+vrid = 52
+priority = {priority}
+advert_interval = "100ms"
+vips = ["192.0.2.51/24"]
+
+[[group]]
+name = "front"
+instances = ["web", "api"]
+
+{checks}"#
+    )
+}
+
+/// keepalived's sync group: only web tracks lb1's backend link (weight 0: FAULT), yet
+/// when that link goes, the group takes api to FAULT too and lb2 takes both VIPs; when it
+/// returns, both come back together.
+#[test]
+fn a_sync_group_moves_its_instances_together() {
+    let lab = Lab::builder("syncgrp")
+        .nodes(2)
+        .backend(true)
+        .build()
+        .expect("lab");
+    let web: IpAddr = "192.0.2.50".parse().unwrap();
+    let api: IpAddr = "192.0.2.51".parse().unwrap();
+    let track = "track = [{ check = \"backend_link\" }]";
+    let check = "[check.backend_link]\ntype = \"interface\"\ninterface = \"eth1\"\n";
+    let mut lb1 = Node::new(lab.node(1), &grouped_config("lb1", 150, track, check));
+    let mut lb2 = Node::new(lab.node(2), &grouped_config("lb2", 100, track, check));
+    lb1.start();
+    lb2.start();
+    let elected = wait_for(master_down(150) + SLACK, || {
+        lb1.holds(web) && lb1.holds(api) && !lb2.holds(web) && !lb2.holds(api)
+    });
+    assert!(
+        elected.is_some(),
+        "no election\n{}",
+        explain(&lab, &[&lb1, &lb2])
+    );
+
+    lab.node(1)
+        .set_segment_link(Segment::Back, false)
+        .expect("cut lb1's backend link");
+    let moved = wait_for(master_down(100) + SLACK, || {
+        lb2.holds(web) && lb2.holds(api) && !lb1.holds(web) && !lb1.holds(api)
+    });
+    assert!(
+        moved.is_some(),
+        "the group did not move\n{}",
+        explain(&lab, &[&lb1, &lb2])
+    );
+    // api has no track of its own: it went to FAULT because its group did.
+    assert!(lb1.log().contains("instance=api vrid=52"), "{}", lb1.log());
+    assert!(
+        lb1.log().contains("to=FAULT reason=sync group"),
+        "{}",
+        lb1.log()
+    );
+    assert!(
+        lb1.log().contains("sync group changed group=front"),
+        "{}",
+        lb1.log()
+    );
+
+    lab.node(1)
+        .set_segment_link(Segment::Back, true)
+        .expect("restore it");
+    let back = wait_for(master_down(150) + SLACK, || {
+        lb1.holds(web) && lb1.holds(api) && !lb2.holds(web) && !lb2.holds(api)
+    });
+    assert!(
+        back.is_some(),
+        "the group did not come back\n{}",
+        explain(&lab, &[&lb1, &lb2])
+    );
+    lb1.daemon().kill(Signal::Term).expect("stop lb1");
+    lb2.daemon().kill(Signal::Term).expect("stop lb2");
+}
+
+/// Hooks through the real daemon: keepalived's four arguments and the environment reach
+/// an `any` hook, in transition order; a MASTER hook that hangs for 2 s does not delay
+/// the adverts (lb2 never takes over meanwhile); STOP hooks run at shutdown.
+#[test]
+fn hooks_run_in_order_and_a_hanging_hook_does_not_delay_adverts() {
+    let lab = Lab::builder("hooks").nodes(2).build().expect("lab");
+    let vip: IpAddr = "192.0.2.85".parse().unwrap();
+    // Script security: the lab directory is root-owned and not world-writable, unlike a
+    // node's /run tmpfs.
+    let dir = lab.dir().join("hooks");
+    std::fs::create_dir_all(&dir).expect("hook dir");
+    let log = dir.join("lb1.log");
+    let script = dir.join("notify.sh");
+    std::fs::write(
+        &script,
+        format!(
+            "#!/bin/sh\necho \"$1 $2 $3 $4 env=$VIPKEEPER_STATE prev=$VIPKEEPER_PREV_STATE\" >> {}\n\
+             if [ \"$3\" = MASTER ]; then sleep 2; fi\n",
+            log.display()
+        ),
+    )
+    .expect("hook script");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755)).expect("chmod dir");
+    let notify = format!("\n[instance.notify]\nany = [\"{}\"]\n", script.display());
+    let mut lb1 = Node::new(lab.node(1), &config("lb1", 150, "192.0.2.85/24", &notify));
+    let mut lb2 = Node::new(lab.node(2), &config("lb2", 100, "192.0.2.85/24", ""));
+    lb1.start();
+    lb2.start();
+    let elected = wait_for(master_down(150) + SLACK, || {
+        lb1.holds(vip) && !lb2.holds(vip)
+    });
+    assert!(
+        elected.is_some(),
+        "no election\n{}",
+        explain(&lab, &[&lb1, &lb2])
+    );
+    // The MASTER hook sleeps 2 s: adverts go on, lb2 stays Backup throughout.
+    let start = Instant::now();
+    while start.elapsed() < Duration::from_secs(2) {
+        assert!(
+            !lb2.holds(vip),
+            "lb2 took over\n{}",
+            explain(&lab, &[&lb1, &lb2])
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    lb1.daemon().kill(Signal::Term).expect("stop lb1");
+    lb1.daemon()
+        .wait_timeout(Duration::from_secs(10))
+        .expect("wait")
+        .expect("lb1 stops");
+    let lines = std::fs::read_to_string(&log).expect("the hook log");
+    let lines: Vec<&str> = lines.lines().collect();
+    assert_eq!(
+        lines,
+        vec![
+            "INSTANCE web BACKUP 150 env=BACKUP prev=INIT",
+            "INSTANCE web MASTER 150 env=MASTER prev=BACKUP",
+            "INSTANCE web STOP 150 env=STOP prev=MASTER",
+        ],
+        "{}",
+        lb1.log()
+    );
+    assert!(lb1.log().contains("hook done"), "{}", lb1.log());
+    lb2.daemon().kill(Signal::Term).expect("stop lb2");
+}
