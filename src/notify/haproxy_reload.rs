@@ -17,7 +17,13 @@
 //!    then judge: `[failed: N>0]` or only old pids under `# workers` is a failure, a new
 //!    pid under `# workers` is success.
 //!
-//! Must not: send any command but `show proc` and `reload`; trust the CLI's output (no
+//! Framing, checked on 2.6: unlike the stats socket, the master CLI keeps the connection
+//! open after a command until the client leaves, so `show proc` is sent as
+//! `show proc;quit` and the reply still ends at EOF. `reload` needs no `quit`: 2.6 closes
+//! at once (the master re-executes itself) and 2.7+ closes after its answer. While the
+//! master re-executes, connecting is refused for a moment; the polling rides over that.
+//!
+//! Must not: send any command but `show proc`, `reload` and `quit`; trust the CLI's output (no
 //! panics, no unwraps on what the socket says, fixed byte bound); wait past the timeout
 //! (the config check child is killed when its time runs out).
 
@@ -211,9 +217,15 @@ async fn show_proc(
     deadline: Instant,
     limit: Duration,
 ) -> Result<ShowProc, String> {
-    let bytes = exchange(target, b"show proc\n", deadline, limit, MAX_REPLY_BYTES)
-        .await
-        .map_err(|e| e.to_string())?;
+    let bytes = exchange(
+        target,
+        b"show proc;quit\n",
+        deadline,
+        limit,
+        MAX_REPLY_BYTES,
+    )
+    .await
+    .map_err(|e| e.to_string())?;
     parse_show_proc(&String::from_utf8_lossy(&bytes))
 }
 
