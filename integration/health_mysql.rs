@@ -1,238 +1,24 @@
-//! The `mysql` probe against a real MariaDB that each test starts for itself.
-//!
-//! Every server is a child of the test: its own temporary datadir (`mariadb-install-db`),
-//! listening on 127.0.0.1 at a free port plus a unix socket in the same temporary
-//! directory, started with `--no-defaults` so no system option file (and no system socket,
-//! pid file or datadir) is ever read. [`Mariadb`]'s Drop kills exactly that child and
-//! removes the directory, on success and on panic. The packaged service is never involved.
+//! The `mysql` probe against a real MariaDB that each test starts for itself
+//! (`support/mariadb.rs`: its own datadir, port and socket, killed and removed on drop;
+//! the packaged service is never involved).
 //!
 //! Needs `mariadbd` and `mariadb-install-db` (`scripts/install-deps` installs
 //! `mariadb-server` without starting it).
 
+#[path = "support/mariadb.rs"]
+mod mariadb;
+
 use std::io::Read;
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream, UdpSocket};
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::net::{Ipv4Addr, TcpListener, TcpStream, UdpSocket};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use mariadb::{run_within, Mariadb, PASSWORD, USER};
+
 use vipkeeper::health::mysql::{probe, MysqlConnection, MysqlError, MysqlSettings, QueryOutcome};
 use vipkeeper::health::ProbeOutcome;
-
-const USER: &str = "vk_check";
-/// Has a space and punctuation, so quoting or trimming mistakes show.
-const PASSWORD: &str = "vk check#Pa55";
-
-/// A MariaDB server owned by one test.
-struct Mariadb {
-    child: Option<Child>,
-    dir: PathBuf,
-    ip: Ipv4Addr,
-    port: u16,
-}
-
-impl Mariadb {
-    /// Installs a fresh datadir and starts `mariadbd` with `extra` options, waits until it
-    /// answers on its socket, then creates `vk_check` (password [`PASSWORD`], no grants).
-    fn start(extra: &[&str]) -> Mariadb {
-        Mariadb::start_on(Ipv4Addr::LOCALHOST, extra)
-    }
-
-    /// [`start`](Mariadb::start), listening on `ip` instead of 127.0.0.1.
-    fn start_on(ip: Ipv4Addr, extra: &[&str]) -> Mariadb {
-        static COUNTER: AtomicU32 = AtomicU32::new(0);
-        let dir = std::env::temp_dir().join(format!(
-            "vk-mysql-{}-{}",
-            std::process::id(),
-            COUNTER.fetch_add(1, Ordering::Relaxed)
-        ));
-        // A leftover of a killed earlier run with the same pid would be ours too.
-        let _ = std::fs::remove_dir_all(&dir);
-        std::fs::create_dir(&dir).expect("create the test's temporary directory");
-        // From here on the guard owns the directory, so any panic below cleans it up.
-        let mut server = Mariadb {
-            child: None,
-            dir,
-            ip,
-            port: free_port(ip),
-        };
-        let datadir = server.dir.join("data");
-        // Its own tmpdir: concurrent servers (tests run in parallel) otherwise collide on
-        // the temporary-table names in /tmp during the install.
-        let tmpdir = server.dir.join("tmp");
-        std::fs::create_dir(&tmpdir).expect("create the server's tmpdir");
-        let install = run_within(
-            Command::new("mariadb-install-db")
-                .arg("--no-defaults")
-                .arg(format!("--datadir={}", datadir.display()))
-                .arg("--auth-root-authentication-method=normal")
-                .arg("--skip-test-db")
-                .arg("--user=root")
-                .arg(format!("--tmpdir={}", tmpdir.display()))
-                .env("TMPDIR", &tmpdir),
-            Duration::from_secs(60),
-        );
-        assert!(install.0, "mariadb-install-db failed:\n{}", install.1);
-
-        let mut command = Command::new("mariadbd");
-        command
-            .arg("--no-defaults") // must come first
-            .arg(format!("--datadir={}", datadir.display()))
-            .arg(format!("--tmpdir={}", tmpdir.display()))
-            .arg(format!("--socket={}", server.socket().display()))
-            .arg(format!("--port={}", server.port))
-            .arg(format!("--bind-address={ip}"))
-            .arg(format!("--pid-file={}", server.dir.join("pid").display()))
-            .arg(format!(
-                "--log-error={}",
-                server.dir.join("error.log").display()
-            ))
-            // Refused otherwise when the tests run as root; harmless when they do not.
-            .arg("--user=root")
-            .arg("--innodb-buffer-pool-size=16M")
-            .args(extra)
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        server.child = Some(command.spawn().expect("spawn mariadbd"));
-
-        let deadline = Instant::now() + Duration::from_secs(30);
-        loop {
-            if let Some(status) = server
-                .child
-                .as_mut()
-                .and_then(|c| c.try_wait().ok().flatten())
-            {
-                panic!("mariadbd exited with {status}:\n{}", server.log());
-            }
-            if server.socket().exists() && server.sql("SELECT 1").is_ok() {
-                break;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "mariadbd not ready within 30 s:\n{}",
-                server.log()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
-        // No grants: a login and COM_PING need none. Every host form: the server may see a
-        // loopback client as 'localhost' or '127.0.0.1', and others by address ('%').
-        server
-            .sql(&format!(
-                "CREATE USER '{USER}'@'localhost' IDENTIFIED BY '{PASSWORD}'; \
-                 CREATE USER '{USER}'@'127.0.0.1' IDENTIFIED BY '{PASSWORD}'; \
-                 CREATE USER '{USER}'@'%' IDENTIFIED BY '{PASSWORD}';"
-            ))
-            .expect("create the check user");
-        server
-    }
-
-    fn socket(&self) -> PathBuf {
-        self.dir.join("sock")
-    }
-
-    fn address(&self) -> SocketAddr {
-        SocketAddr::from((self.ip, self.port))
-    }
-
-    /// Settings for the probe with `password` in a file (with a trailing newline, as an
-    /// editor leaves it).
-    fn settings(&self, password: &str) -> MysqlSettings {
-        let password_file = self.dir.join(format!("password-{}", password.len()));
-        std::fs::write(&password_file, format!("{password}\n")).expect("write password file");
-        MysqlSettings {
-            address: self.address(),
-            user: USER.to_string(),
-            password_file,
-        }
-    }
-
-    /// Runs SQL as root over the unix socket.
-    fn sql(&self, sql: &str) -> Result<String, String> {
-        let (ok, output) = run_within(
-            Command::new("mariadb")
-                .arg("--no-defaults")
-                .arg(format!("--socket={}", self.socket().display()))
-                .args(["-u", "root", "--batch", "--skip-column-names", "-e", sql]),
-            Duration::from_secs(10),
-        );
-        if ok {
-            Ok(output)
-        } else {
-            Err(output)
-        }
-    }
-
-    /// Kills the server (SIGKILL to our own child: the datadir is thrown away anyway).
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.join("error.log")).unwrap_or_default()
-    }
-}
-
-impl Drop for Mariadb {
-    fn drop(&mut self) {
-        self.stop();
-        let _ = std::fs::remove_dir_all(&self.dir);
-    }
-}
-
-/// A port that was free a moment ago (the server binds it right after).
-fn free_port(ip: Ipv4Addr) -> u16 {
-    let listener = TcpListener::bind((ip, 0)).expect("bind an ephemeral port");
-    listener.local_addr().expect("local address").port()
-}
-
-/// Runs a command to completion within `timeout` (killed past it): (success, stdout+stderr).
-fn run_within(command: &mut Command, timeout: Duration) -> (bool, String) {
-    let mut child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap_or_else(|e| panic!("spawn {command:?}: {e}"));
-    // The outputs are small; read them on threads so a full pipe cannot stall the wait.
-    let mut stdout = child.stdout.take().expect("piped stdout");
-    let mut stderr = child.stderr.take().expect("piped stderr");
-    let out = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stdout.read_to_string(&mut text);
-        text
-    });
-    let err = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        text
-    });
-    let deadline = Instant::now() + timeout;
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("wait") {
-            break Some(status);
-        }
-        if Instant::now() >= deadline {
-            let _ = child.kill();
-            let _ = child.wait();
-            break None;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    let text = format!(
-        "{}{}",
-        out.join().unwrap_or_default(),
-        err.join().unwrap_or_default()
-    );
-    match status {
-        Some(status) => (status.success(), text),
-        None => (false, format!("timed out after {timeout:?}\n{text}")),
-    }
-}
 
 fn reason(outcome: &ProbeOutcome) -> &str {
     match outcome {
@@ -303,7 +89,7 @@ async fn login_ping_queries_wrong_password_and_stopped_server() {
 
     // An unreadable password file is Down, naming the file.
     let mut missing = server.settings(PASSWORD);
-    missing.password_file = server.dir.join("no-such-file");
+    missing.password_file = server.dir().join("no-such-file");
     let outcome = probe(&missing, TIMEOUT).await;
     assert!(reason(&outcome).contains("no-such-file"), "{outcome:?}");
 

@@ -92,7 +92,7 @@ pub async fn probe(settings: &MysqlSettings, timeout: Duration) -> ProbeOutcome 
 
 /// The password file's content minus one trailing newline (`\n` or `\r\n`), as bytes: a
 /// password need not be UTF-8.
-fn read_password_file(path: &Path) -> io::Result<Vec<u8>> {
+pub fn read_password_file(path: &Path) -> io::Result<Vec<u8>> {
     let mut password = std::fs::read(path)?;
     if password.last() == Some(&b'\n') {
         password.pop();
