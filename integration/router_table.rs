@@ -513,16 +513,112 @@ fn effective_priority_is_clamped_and_owner_is_fixed() {
 
 // ===== Shutdown =====
 
-/// §6.4.3 "If a Shutdown event is received": advert with priority 0, then Initialize.
+/// §6.4.3 "If a Shutdown event is received": advert with priority 0. Make before break:
+/// the VIPs stay (and no advert is sent) until the new Master's first advert is heard.
 #[test]
-fn shutdown_of_a_master_sends_priority_zero_and_removes_vips() {
-    let mut harness = Harness::master(v3(100));
+fn shutdown_of_a_master_keeps_the_vips_until_the_new_master_is_heard() {
+    let mut harness = Harness::master(v3(150));
     let actions = harness.at(ms(5000)).input(Input::Shutdown);
     assert_eq!(sent_priorities(&actions), vec![0]);
-    assert!(actions.contains(&Action::RemoveVips));
-    assert_eq!(harness.router.state(), State::Initialize);
+    assert!(!actions.contains(&Action::RemoveVips), "VIPs kept for now");
+    assert_eq!(harness.router.state(), State::Master);
+    assert!(harness.router.handing_over());
+    // Bounded by Master_Down_Interval.
+    assert_eq!(
+        harness.deadline(),
+        Some(ms(5000) + master_down(150, Centis::ONE_SECOND))
+    );
+    // The Backup took over after its skew and advertises: now the VIPs go.
+    let actions = harness.at(ms(5240)).receive(LOWER_PEER, advert(100));
+    assert_eq!(
+        actions,
+        vec![
+            Action::RemoveVips,
+            Action::Transition {
+                from: State::Master,
+                to: State::Initialize,
+                reason: Reason::Shutdown
+            }
+        ]
+    );
     assert_eq!(harness.deadline(), None);
     assert_eq!(harness.input(Input::Shutdown), vec![], "idempotent");
+}
+
+/// Nobody takes over: a stopping Master stops anyway at Master_Down_Interval.
+#[test]
+fn shutdown_with_no_peer_stops_after_master_down_interval() {
+    let mut harness = Harness::master(v3(150));
+    harness.at(ms(5000)).input(Input::Shutdown);
+    let actions = harness.fire();
+    assert_eq!(actions[0], Action::RemoveVips);
+    assert_eq!(harness.router.state(), State::Initialize);
+}
+
+/// A second signal: everything goes at once.
+#[test]
+fn shutdown_now_removes_the_vips_at_once() {
+    let mut harness = Harness::master(v3(150));
+    harness.at(ms(5000)).input(Input::Shutdown);
+    let actions = harness.at(ms(5010)).input(Input::ShutdownNow);
+    assert_eq!(
+        sent_priorities(&actions),
+        Vec::<u8>::new(),
+        "priority 0 was already sent"
+    );
+    assert!(actions.contains(&Action::RemoveVips));
+    assert_eq!(harness.router.state(), State::Initialize);
+}
+
+/// Switchover: hand over like a stop, then stay Backup without preempting the lower
+/// Master until the hold ends or Resume.
+#[test]
+fn switchover_hands_over_and_holds_back_from_preempting() {
+    let mut harness = Harness::master(v3(150));
+    let hold = Duration::from_secs(600);
+    let actions = harness.at(ms(5000)).input(Input::Switchover { hold });
+    assert_eq!(sent_priorities(&actions), vec![0]);
+    let actions = harness.at(ms(5240)).receive(LOWER_PEER, advert(100));
+    assert_eq!(
+        actions.last(),
+        Some(&Action::Transition {
+            from: State::Master,
+            to: State::Backup,
+            reason: Reason::Switchover
+        })
+    );
+    assert!(actions.contains(&Action::RemoveVips));
+    // Held back: the lower Master is accepted, not discarded.
+    assert_eq!(
+        harness.at(ms(6240)).receive(LOWER_PEER, advert(100)),
+        vec![]
+    );
+    assert!(harness.router.held_back(harness.now));
+    // Resume: preemption is back (the lower advert is discarded, the timer runs out).
+    harness.input(Input::Resume);
+    let actions = harness.at(ms(7240)).receive(LOWER_PEER, advert(100));
+    assert!(matches!(
+        actions.as_slice(),
+        [Action::Discard {
+            reason: DiscardReason::LowerPriority { .. },
+            ..
+        }]
+    ));
+}
+
+/// Switchover with nobody to take over: called off, the Master goes on advertising.
+#[test]
+fn switchover_without_a_peer_is_called_off() {
+    let mut harness = Harness::master(v3(150));
+    harness.at(ms(5000)).input(Input::Switchover {
+        hold: Duration::from_secs(600),
+    });
+    let actions = harness.fire();
+    assert_eq!(sent_priorities(&actions), vec![150]);
+    assert!(actions.contains(&Action::HandoverAborted));
+    assert!(!actions.contains(&Action::RemoveVips));
+    assert_eq!(harness.router.state(), State::Master);
+    assert!(!harness.router.handing_over());
 }
 
 /// §6.4.2 Shutdown in Backup: cancel the timer, no advert.

@@ -127,23 +127,50 @@ fn higher_priority_wins_and_a_crash_moves_the_vip_within_master_down_interval() 
     assert_eq!(sim.vip_holders(51), vec![0]);
 }
 
+/// Make before break: the stopping Master keeps the VIPs until it hears lb2, so some node
+/// holds them at every moment; lb2 takes over within Skew_Time of the priority 0.
 #[test]
-fn graceful_stop_moves_the_vip_within_skew_time() {
+fn graceful_stop_moves_the_vip_within_skew_time_and_never_drops_it() {
     let latency = Duration::from_micros(200);
     let mut sim = pair_v3(&[150, 100], false, latency);
     settle(&mut sim, Duration::from_secs(2));
     sim.stop(0);
     assert_eq!(
         sim.vip_holders(51),
-        Vec::<NodeId>::new(),
-        "priority 0 and VIPs removed"
+        vec![0],
+        "priority 0 sent, VIPs kept for now"
     );
-    let takeover = time_until_master(&mut sim, 1, Duration::from_secs(1));
+    let start = sim.now();
+    let mut taken = None;
+    let mut never_dropped = true;
+    let until = start + Duration::from_secs(1);
+    sim.run_until(until, |sim| {
+        never_dropped &= !sim.vip_holders(51).is_empty();
+        if taken.is_none() && sim.masters(51) == vec![1] {
+            taken = Some(sim.now() - start);
+        }
+        Ok(())
+    })
+    .expect("run");
+    let takeover = taken.expect("lb2 took over");
     let skew = Timers::compute(Version::V3, 100, Centis::new(10)).skew_time;
+    // lb2 is sole Master once lb1 heard it: the priority 0 and lb2's advert each cross
+    // the wire once.
     assert!(
-        takeover <= skew + latency,
+        takeover <= skew + 2 * latency,
         "takeover {takeover:?}, skew {skew:?}"
     );
+    assert!(
+        never_dropped,
+        "a moment without any holder\n{}",
+        sim.timeline()
+    );
+    assert_eq!(
+        sim.vip_holders(51),
+        vec![1],
+        "lb1 released the VIPs on hearing lb2"
+    );
+    assert!(!sim.is_alive(0), "lb1 stopped once it heard its successor");
 }
 
 #[test]

@@ -345,8 +345,15 @@ impl Daemon {
     }
 
     async fn run(mut self, mut events: UnboundedReceiver<Event>) {
+        let mut stopping = false;
         loop {
             self.drain_actions();
+            // A stop is complete once every router has stopped: a Master does so when it
+            // hears the Backup that took over (make before break) or after its
+            // Master_Down_Interval.
+            if stopping && self.all_stopped() {
+                break;
+            }
             let deadline = self
                 .instances
                 .iter()
@@ -361,25 +368,42 @@ impl Daemon {
                     }
                 }
                 event = events.recv() => match event {
+                    Some(Event::Stop { signal }) if !stopping => {
+                        info!(signal, "stopping: Masters hand over before removing their VIPs");
+                        stopping = true;
+                        self.broadcast(Input::Shutdown);
+                    }
                     Some(Event::Stop { signal }) => {
-                        info!(signal, "stopping");
-                        break;
+                        warn!(signal, "second stop signal: removing the VIPs now");
+                        self.broadcast(Input::ShutdownNow);
                     }
                     Some(event) => self.handle(event),
-                    None => break,
+                    None => {
+                        stopping = true;
+                        self.broadcast(Input::ShutdownNow);
+                    }
                 },
             }
         }
         self.stop().await;
     }
 
-    /// Graceful stop: every Master sends priority 0 and removes its VIPs (RFC 5798
-    /// §6.4.3 Shutdown), bounded by [`SHUTDOWN_BUDGET`].
-    async fn stop(mut self) {
+    fn broadcast(&mut self, input: Input) {
         let now = now();
         for instance in &mut self.instances {
-            instance.router.handle(Input::Shutdown, now);
+            instance.router.handle(input.clone(), now);
         }
+    }
+
+    fn all_stopped(&self) -> bool {
+        self.instances
+            .iter()
+            .all(|instance| instance.router.state() == State::Initialize)
+    }
+
+    /// The end of a stop: every router has stopped (its VIPs queued for removal); wait for
+    /// the VIP worker, then the STOP hooks, each bounded by [`SHUTDOWN_BUDGET`].
+    async fn stop(mut self) {
         self.drain_actions();
         let Daemon {
             vip_commands,
@@ -805,6 +829,9 @@ impl Daemon {
                 if !matches!(reason, DiscardReason::LowerPriority { .. }) {
                     debug!(instance = %name, %from, ?reason, "advert discarded");
                 }
+            }
+            Action::HandoverAborted => {
+                warn!(instance = %name, "switchover called off: no peer took over; still MASTER");
             }
             Action::WantMaster => {
                 info!(instance = %name, "ready to become MASTER; waiting for its sync group");

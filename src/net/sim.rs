@@ -82,6 +82,8 @@ struct SimNode {
     group: u32,
     /// Sync groups: indices into `routers`.
     groups: Vec<Vec<usize>>,
+    /// Stopping gracefully: gone once every router has reached Initialize.
+    stopping: bool,
 }
 
 #[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
@@ -173,6 +175,7 @@ impl SimNetwork {
             link_up: true,
             group: 0,
             groups: Vec::new(),
+            stopping: false,
         });
         self.nodes.len() - 1
     }
@@ -391,9 +394,15 @@ impl SimNetwork {
                         self.nodes[node].name
                     );
                     self.note(&line);
+                    if to == State::Initialize {
+                        self.finish_stop(node);
+                        if !self.nodes[node].alive {
+                            return;
+                        }
+                    }
                 }
                 Action::Discard { .. } => self.stats.discarded += 1,
-                Action::Warn { .. } | Action::WantMaster => {}
+                Action::Warn { .. } | Action::WantMaster | Action::HandoverAborted => {}
             }
             for (member, command) in commands {
                 self.input(node, member, Input::Group(command));
@@ -532,6 +541,7 @@ impl SimNetwork {
         self.note(&format!("{name} restarted"));
         let entry = &mut self.nodes[node];
         entry.alive = true;
+        entry.stopping = false;
         let link_up = entry.link_up;
         for sim_router in &mut entry.routers {
             sim_router.holds_vips = false;
@@ -545,10 +555,25 @@ impl SimNetwork {
         self.input_all(node, Input::Startup);
     }
 
-    /// Graceful stop: Shutdown to every router (priority 0 from a Master), then gone.
+    /// Graceful stop: Shutdown to every router (priority 0 from a Master, which keeps its
+    /// VIPs until it hears the new Master); the node is gone once all have stopped.
     pub fn stop(&mut self, node: NodeId) {
+        self.nodes[node].stopping = true;
         self.input_all(node, Input::Shutdown);
-        self.crash(node);
+        self.finish_stop(node);
+    }
+
+    fn finish_stop(&mut self, node: NodeId) {
+        let entry = &self.nodes[node];
+        let stopped = entry.routers.iter().all(|r| {
+            r.router
+                .as_ref()
+                .is_none_or(|router| router.state() == State::Initialize)
+        });
+        if entry.stopping && entry.alive && stopped {
+            self.nodes[node].stopping = false;
+            self.crash(node);
+        }
     }
 
     /// Feed a health verdict to `node`'s router for `vrid`.

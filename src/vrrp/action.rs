@@ -58,6 +58,8 @@ pub enum Action {
     },
     /// A sync-group member would become Master and waits for the whole group to want it.
     WantMaster,
+    /// A switchover found no peer to take over within Master_Down_Interval: still Master.
+    HandoverAborted,
 }
 
 /// Why the VIPs are announced.
@@ -102,6 +104,8 @@ pub enum Reason {
     HealthRecovered,
     /// The sync group moved this member with the others.
     SyncGroup,
+    /// A planned switchover handed the VIPs to the peer.
+    Switchover,
 }
 
 impl fmt::Display for Reason {
@@ -123,6 +127,7 @@ impl fmt::Display for Reason {
             Reason::HealthFault => f.write_str("health check fault"),
             Reason::HealthRecovered => f.write_str("health checks recovered"),
             Reason::SyncGroup => f.write_str("sync group"),
+            Reason::Switchover => f.write_str("switchover"),
         }
     }
 }

@@ -15,8 +15,17 @@ use super::packet::Advertisement;
 pub enum Input {
     /// RFC 5798 §6.4.1: the virtual router is enabled.
     Startup,
-    /// RFC 5798 §6.4.2/§6.4.3 "Shutdown event": the router is disabled (daemon stop).
+    /// RFC 5798 §6.4.2/§6.4.3 "Shutdown event", make before break: a Master sends
+    /// priority 0 but keeps its VIPs until it hears the new Master (bounded by
+    /// Master_Down_Interval), then removes them.
     Shutdown,
+    /// A second stop signal: remove everything now, without waiting for a new Master.
+    ShutdownNow,
+    /// Planned failover: a Master hands over as on Shutdown but stays as a Backup that
+    /// does not preempt for `hold`; a Backup only holds back.
+    Switchover { hold: std::time::Duration },
+    /// End a switchover's hold-back.
+    Resume,
     /// A decoded advertisement for this router's VRID and family; `src` is the IP source.
     Advert { src: IpAddr, adv: Advertisement },
     /// The effective priority computed from health checks changed (or became a fault).

@@ -62,6 +62,17 @@ enum Timer {
     Adver,
     /// Master_Down_Timer (Backup): time to declare the Master dead.
     MasterDown,
+    /// A resigning Master gives up waiting for the new Master.
+    Resign,
+}
+
+/// What a Master that sent priority 0 becomes once the new Master is heard.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Handover {
+    /// Shutdown: stop.
+    Stop,
+    /// Switchover: Backup, held back from preempting until this instant.
+    Backup { hold_until: Instant },
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -95,6 +106,10 @@ pub struct VirtualRouter {
     wants_master: Option<Reason>,
     /// In Fault because another member of the sync group is.
     group_fault: bool,
+    /// A Master that sent priority 0 and keeps its VIPs until the new Master is heard.
+    handover: Option<Handover>,
+    /// After a switchover: accept lower-priority Masters (no preemption) until then.
+    held_back_until: Option<Instant>,
     actions: VecDeque<Action>,
 }
 
@@ -116,6 +131,8 @@ impl VirtualRouter {
             master_address: None,
             wants_master: None,
             group_fault: false,
+            handover: None,
+            held_back_until: None,
             actions: VecDeque::new(),
         }
     }
@@ -123,6 +140,16 @@ impl VirtualRouter {
     /// A sync-group member waiting for the group to go Master.
     pub fn wants_master(&self) -> bool {
         self.wants_master.is_some()
+    }
+
+    /// Held back from preempting by a switchover, at `now`.
+    pub fn held_back(&self, now: Instant) -> bool {
+        self.held_back_until.is_some_and(|until| now < until)
+    }
+
+    /// A Master that sent priority 0 and waits to hear its successor.
+    pub fn handing_over(&self) -> bool {
+        self.handover.is_some()
     }
 
     /// In Fault for a reason of its own (link or check), not only because its group is.
@@ -173,7 +200,10 @@ impl VirtualRouter {
     pub fn handle(&mut self, input: Input, now: Instant) {
         match input {
             Input::Startup => self.startup(now),
-            Input::Shutdown => self.shutdown(),
+            Input::Shutdown => self.shutdown(now),
+            Input::ShutdownNow => self.shutdown_now(),
+            Input::Switchover { hold } => self.switchover(hold, now),
+            Input::Resume => self.held_back_until = None,
             Input::Advert { src, adv } => self.receive(src, adv, now),
             Input::PriorityChanged(verdict) => self.priority_changed(verdict, now),
             Input::Link { up } => self.link_changed(up, now),
@@ -213,6 +243,17 @@ impl VirtualRouter {
                 };
                 self.take_over(now, reason);
             }
+            // Nobody was heard taking over: a stopping Master stops anyway; a switchover
+            // is called off and the Master goes on as before.
+            (Timer::Resign, State::Master) => match self.handover.take() {
+                Some(Handover::Stop) | None => self.finish_handover(Handover::Stop, now),
+                Some(Handover::Backup { .. }) => {
+                    self.send_advert(self.effective_priority);
+                    let next = now + self.config.advert_interval.as_duration();
+                    self.arm(Timer::Adver, next);
+                    self.actions.push_back(Action::HandoverAborted);
+                }
+            },
             // Every transition re-arms or clears the timer, so no other pair can be armed.
             (timer, state) => {
                 debug_assert!(false, "timer {timer:?} armed in state {state:?}");
@@ -261,21 +302,86 @@ impl VirtualRouter {
         }
     }
 
-    /// RFC 5798 §6.4.2/§6.4.3 "If a Shutdown event is received". Idempotent.
-    fn shutdown(&mut self) {
+    /// RFC 5798 §6.4.2/§6.4.3 "If a Shutdown event is received", make before break.
+    /// Idempotent.
+    fn shutdown(&mut self, now: Instant) {
         if !self.enabled {
+            return;
+        }
+        if self.state == State::Master {
+            match self.handover {
+                // Already handing over (a switchover): the new Master's advert now ends it
+                // in a stop instead.
+                Some(_) => self.handover = Some(Handover::Stop),
+                None => self.hand_over(Handover::Stop, now),
+            }
             return;
         }
         self.enabled = false;
         self.deadline = None;
-        if self.state == State::Master {
-            // §6.4.3: send an ADVERTISEMENT with Priority = 0 so a Backup takes over
-            // after Skew_Time instead of Master_Down_Interval.
-            self.send_advert(RESIGN_PRIORITY);
-            self.actions.push_back(Action::RemoveVips);
-        }
         self.master_address = None;
         self.transition(State::Initialize, Reason::Shutdown);
+    }
+
+    /// The second stop signal: no more waiting.
+    fn shutdown_now(&mut self) {
+        if !self.enabled {
+            return;
+        }
+        if self.state == State::Master {
+            if self.handover.is_none() {
+                self.send_advert(RESIGN_PRIORITY);
+            }
+            self.actions.push_back(Action::RemoveVips);
+        }
+        self.handover = None;
+        self.enabled = false;
+        self.deadline = None;
+        self.master_address = None;
+        self.transition(State::Initialize, Reason::Shutdown);
+    }
+
+    fn switchover(&mut self, hold: Duration, now: Instant) {
+        if !self.enabled {
+            return;
+        }
+        match self.state {
+            State::Master if self.handover.is_none() => {
+                let hold_until = now + hold;
+                self.hand_over(Handover::Backup { hold_until }, now);
+            }
+            State::Backup => self.held_back_until = Some(now + hold),
+            _ => {}
+        }
+    }
+
+    /// §6.4.3: send an ADVERTISEMENT with Priority = 0 so a Backup takes over after
+    /// Skew_Time instead of Master_Down_Interval. Unlike keepalived, the VIPs stay until
+    /// that Backup is heard (keepalived removes them at once, so its clients see the whole
+    /// skew as an outage); no more adverts meanwhile, so nobody hears us as Master again.
+    fn hand_over(&mut self, handover: Handover, now: Instant) {
+        self.send_advert(RESIGN_PRIORITY);
+        self.handover = Some(handover);
+        self.arm(Timer::Resign, now + self.timers().master_down_interval);
+    }
+
+    /// The new Master was heard (or waiting ran out on a stop): release the VIPs.
+    fn finish_handover(&mut self, handover: Handover, now: Instant) {
+        self.handover = None;
+        self.actions.push_back(Action::RemoveVips);
+        match handover {
+            Handover::Stop => {
+                self.enabled = false;
+                self.deadline = None;
+                self.master_address = None;
+                self.transition(State::Initialize, Reason::Shutdown);
+            }
+            Handover::Backup { hold_until } => {
+                self.held_back_until = Some(hold_until);
+                self.arm(Timer::MasterDown, now + self.timers().master_down_interval);
+                self.transition(State::Backup, Reason::Switchover);
+            }
+        }
     }
 
     fn priority_changed(&mut self, verdict: EffectivePriority, now: Instant) {
@@ -311,7 +417,8 @@ impl VirtualRouter {
         match self.state {
             // A Master advertises its new priority at once, not at the next interval, so a
             // Backup that now outranks it starts its takeover without waiting.
-            State::Master => {
+            // (A Master handing over stays silent: it already said priority 0.)
+            State::Master if self.handover.is_none() => {
                 self.send_advert(value);
                 self.arm(
                     Timer::Adver,
@@ -334,7 +441,7 @@ impl VirtualRouter {
                     };
                 }
             }
-            State::Initialize | State::Fault => {}
+            State::Master | State::Initialize | State::Fault => {}
         }
     }
 
@@ -496,7 +603,8 @@ impl VirtualRouter {
         // §6.4.2: "If Preempt_Mode is False, or if the Priority in the ADVERTISEMENT is
         // greater than or equal to the local Priority, then" accept the Master.
         // keepalived adds: while preempt_delay runs, a lower Master is accepted too.
-        if !self.config.preempt || !lower || self.preempt_delay_pending(now) {
+        if !self.config.preempt || !lower || self.held_back(now) || self.preempt_delay_pending(now)
+        {
             if !lower {
                 self.preempt_delay_since = None;
             }
@@ -549,6 +657,14 @@ impl VirtualRouter {
 
     /// RFC 5798 §6.4.3 "If an ADVERTISEMENT is received" in Master.
     fn master_receive(&mut self, src: IpAddr, adv: Advertisement, now: Instant) {
+        // Handing over: the first advert of a new Master ends it; nothing else matters.
+        if let Some(handover) = self.handover {
+            if adv.priority != RESIGN_PRIORITY {
+                self.master_address = Some(src);
+                self.finish_handover(handover, now);
+            }
+            return;
+        }
         // §6.4.3: "If the Priority in the ADVERTISEMENT is zero, then: Send an
         // ADVERTISEMENT, Reset the Adver_Timer".
         if adv.priority == RESIGN_PRIORITY {
@@ -622,7 +738,9 @@ impl VirtualRouter {
     /// after Skew_Time rather than Master_Down_Interval.
     fn enter_fault(&mut self, reason: Reason) {
         if self.state == State::Master {
-            self.send_advert(RESIGN_PRIORITY);
+            if self.handover.take().is_none() {
+                self.send_advert(RESIGN_PRIORITY);
+            }
             self.actions.push_back(Action::RemoveVips);
         }
         self.deadline = None;
