@@ -237,12 +237,26 @@ fn pair_lifecycle(family_v6: bool) {
         explain(&lab, &[&lb1, &lb2])
     );
 
-    // SIGTERM: priority 0, so lb2 takes over after Skew_Time rather than the full interval.
+    // SIGTERM: priority 0, so lb2 takes over after Skew_Time rather than the full interval,
+    // and make before break: lb1 keeps the VIP until it hears lb2, so at every poll one of
+    // them holds it. (lb1 is looked at first: if it no longer holds the VIP, lb2 already
+    // held it before, and still does when looked at next.)
     lb1.daemon().kill(Signal::Term).expect("SIGTERM");
-    let handover = wait_for(skew(100) + SLACK, || lb2.holds(vip));
+    let mut never_dropped = true;
+    let handover = wait_for(skew(100) + SLACK, || {
+        let first = lb1.holds(vip);
+        let second = lb2.holds(vip);
+        never_dropped &= first || second;
+        second && !first
+    });
     assert!(
         handover.is_some(),
         "no fast handover\n{}",
+        explain(&lab, &[&lb1, &lb2])
+    );
+    assert!(
+        never_dropped,
+        "the VIP was on neither node\n{}",
         explain(&lab, &[&lb1, &lb2])
     );
     let status = lb1
