@@ -153,7 +153,7 @@ vips = ["192.0.2.50"]
         [
             "",
             "[global]",
-            "node_name = \"lb1\"", "garp_master_repeat = 5", "garp_master_delay = \"5s\"", "garp_master_refresh = \"0s\"", "garp_lower_prio_repeat = 5",
+            "node_name = \"lb1\"", "garp_master_repeat = 5", "garp_master_delay = \"5s\"", "garp_master_refresh = \"0s\"", "garp_lower_prio_repeat = 5", "script_security = true", "control_socket = \"/run/vipkeeper/control.sock\"", "metrics_listen = \"127.0.0.1:9650\"", "switchover_hold = \"900s\"",
             "",
             "[[instance]]",
             "name = \"web\"",

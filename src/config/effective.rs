@@ -27,6 +27,22 @@ pub fn effective_settings(config: &Config) -> String {
         format_args!("node_name = {}", quote(&config.global.node_name)),
     );
     render_garp(&mut out, &config.global.garp);
+    let global = &config.global;
+    line(
+        &mut out,
+        format_args!("script_security = {}", global.script_security),
+    );
+    let socket = global.control_socket.display().to_string();
+    line(
+        &mut out,
+        format_args!("control_socket = {}", quote(&socket)),
+    );
+    let metrics = global
+        .metrics_listen
+        .map_or("off".to_owned(), |address| address.to_string());
+    line(&mut out, format_args!("metrics_listen = \"{metrics}\""));
+    let hold = duration::format(global.switchover_hold);
+    line(&mut out, format_args!("switchover_hold = \"{hold}\""));
     for instance in &config.instances {
         out.push('\n');
         render_instance(&mut out, instance);
@@ -411,6 +427,10 @@ garp_master_repeat = 5
 garp_master_delay = "5s"
 garp_master_refresh = "0s"
 garp_lower_prio_repeat = 5
+script_security = true
+control_socket = "/run/vipkeeper/control.sock"
+metrics_listen = "127.0.0.1:9650"
+switchover_hold = "15m"
 
 [[instance]]
 name = "web"
@@ -438,6 +458,10 @@ garp_master_repeat = 5
 garp_master_delay = "5s"
 garp_master_refresh = "0s"
 garp_lower_prio_repeat = 5
+script_security = true
+control_socket = "/run/vipkeeper/control.sock"
+metrics_listen = "127.0.0.1:9650"
+switchover_hold = "900s"
 
 [[instance]]
 name = "web"

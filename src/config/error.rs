@@ -345,6 +345,8 @@ pub enum Warning {
     SingleMemberGroup,
     /// Members with different priorities: the dual-VIP layout does not belong in a group.
     MembersPreferDifferentNodes { members: String },
+    /// Metrics served beyond loopback: anyone on that network reads the cluster's state.
+    MetricsNotLoopback(std::net::SocketAddr),
     /// keepalived ignores members' weights; ours apply, but they can split the group.
     MemberWeights { instance: String },
     /// `preempt_delay` only delays a preemption, and `preempt = false` forbids it.
@@ -376,6 +378,11 @@ impl fmt::Display for Warning {
                  moves the VIP. A check that must move it needs weight = -{needed} or lower, \
                  or weight 0 (FAULT)",
                 needed = i32::from(*priority) - i32::from(*peer) + 1
+            ),
+            Warning::MetricsNotLoopback(address) => write!(
+                f,
+                "{address} is reachable beyond this machine: anyone there can read the \
+                 cluster's state; keep metrics on loopback or firewall the port"
             ),
             Warning::SingleMemberGroup => {
                 f.write_str("a group of one instance does nothing (keepalived warns the same)")

@@ -171,6 +171,12 @@ pub struct FileGlobal {
     pub node_name: Option<Spanned<String>>,
     /// Refuse hooks and exec checks a non-root user could modify (default true).
     pub script_security: Option<Spanned<bool>>,
+    /// The control socket's path.
+    pub control_socket: Option<Spanned<String>>,
+    /// Where Prometheus metrics are served, or "off".
+    pub metrics_listen: Option<Spanned<String>>,
+    /// How long a switchover holds the instance back from preempting.
+    pub switchover_hold: Option<Spanned<FileDuration>>,
     // keepalived's gratuitous ARP / unsolicited NA knobs; each [[instance]] may override.
     pub garp_master_repeat: Option<Spanned<i64>>,
     pub garp_master_delay: Option<Spanned<FileDuration>>,

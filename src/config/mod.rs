@@ -24,7 +24,8 @@ pub use effective::effective_settings;
 pub use error::{ConfigError, ConfigErrors, Diagnostic, Location, Problem, Warning};
 pub use validate::{
     family_name, Check, CheckKind, Config, Garp, Global, Group, Instance, TrackRef, Vip,
-    DEFAULT_PRIORITY, MAX_PREEMPT_DELAY, MAX_VIPS, MULTICAST_GROUP_V4, MULTICAST_GROUP_V6,
+    DEFAULT_CONTROL_SOCKET, DEFAULT_PRIORITY, MAX_PREEMPT_DELAY, MAX_VIPS, MULTICAST_GROUP_V4,
+    MULTICAST_GROUP_V6,
 };
 
 pub use names::NameError;

@@ -6,6 +6,8 @@
 //! All problems are collected, not just the first. Must not open sockets, ask the kernel
 //! about interfaces or run any VRRP logic: it describes what to run, the daemon runs it.
 
+use std::path::PathBuf;
+
 mod checks;
 mod groups;
 mod notify;
@@ -101,7 +103,20 @@ pub struct Global {
     /// Refuse hooks and exec checks a non-root user could replace (keepalived's
     /// enable_script_security), when running as root.
     pub script_security: bool,
+    /// The control socket (`vipkeeper status`, `switchover`, ...).
+    pub control_socket: PathBuf,
+    /// Where `/metrics` and `/healthz` are served; `None` is off.
+    pub metrics_listen: Option<std::net::SocketAddr>,
+    /// How long a switchover keeps the instance from preempting (until `resume`).
+    pub switchover_hold: Duration,
 }
+
+/// The control socket's default path.
+pub const DEFAULT_CONTROL_SOCKET: &str = "/run/vipkeeper/control.sock";
+/// Metrics on loopback by default (gen2brain/keepalived_exporter's port).
+pub const DEFAULT_METRICS_LISTEN: &str = "127.0.0.1:9650";
+/// A switchover holds the old Master back for 15 minutes unless resumed.
+pub const DEFAULT_SWITCHOVER_HOLD: Duration = Duration::from_secs(15 * 60);
 
 /// A sync group: instances that are Master together or not at all.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -399,6 +414,28 @@ impl Checker<'_> {
             ),
             None => Some(Garp::default()),
         };
+        let control_socket = match global.as_ref().and_then(|g| g.control_socket.as_ref()) {
+            Some(path) => self.absolute(path, "global.control_socket".to_owned()),
+            None => Some(PathBuf::from(DEFAULT_CONTROL_SOCKET)),
+        };
+        let metrics_listen = match global.as_ref().and_then(|g| g.metrics_listen.as_ref()) {
+            Some(setting) if setting.get_ref() == "off" => Some(None),
+            Some(setting) => {
+                let address = self.socket_address(setting, "global.metrics_listen".to_owned());
+                if let Some(address) = address {
+                    if !address.ip().is_loopback() {
+                        let warning = Warning::MetricsNotLoopback(address);
+                        self.warn(setting.span(), "global.metrics_listen", warning);
+                    }
+                }
+                address.map(Some)
+            }
+            None => Some(DEFAULT_METRICS_LISTEN.parse().ok()),
+        };
+        let switchover_hold = match global.as_ref().and_then(|g| g.switchover_hold.as_ref()) {
+            Some(setting) => self.duration(setting, "global.switchover_hold"),
+            None => Some(DEFAULT_SWITCHOVER_HOLD),
+        };
         let node_name = match global.and_then(|global| global.node_name) {
             Some(name) => {
                 let rule = names::check_node_name;
@@ -416,6 +453,9 @@ impl Checker<'_> {
             node_name,
             garp: garp?,
             script_security: self.script_security,
+            control_socket: control_socket?,
+            metrics_listen: metrics_listen?,
+            switchover_hold: switchover_hold?,
         })
     }
 
