@@ -37,6 +37,11 @@ pub enum Event {
         added: bool,
         failures: Vec<String>,
     },
+    /// An operator's request on the control socket, with where to send the answer.
+    Control {
+        request: crate::control::protocol::Request,
+        reply: tokio::sync::oneshot::Sender<crate::control::protocol::Response>,
+    },
     /// A hook or action finished (from the notify thread).
     Hook(crate::notify::HookReport),
     /// A check produced a result (from the health thread).

@@ -10,6 +10,7 @@ use std::time::Instant;
 use super::announcer::Target;
 use super::event::SocketId;
 use crate::config;
+use crate::control::status::{Histogram, InstanceCounters, TransitionStatus, LATENESS_BOUNDS};
 use crate::vrrp::{EffectivePriority, RouterConfig, VirtualRouter};
 
 /// One tracked check of an instance, by its index in the daemon's check table.
@@ -36,6 +37,15 @@ pub struct InstanceRuntime {
     pub priority: EffectivePriority,
     /// Shared with the notify thread, which runs them.
     pub notify: std::sync::Arc<crate::notify::HookSet>,
+    /// For status and metrics.
+    pub counters: InstanceCounters,
+    pub advert_lateness: Histogram,
+    pub last_transition: Option<TransitionStatus>,
+    /// The VIPs were requested on (AddVips) and not yet off (RemoveVips).
+    pub holds_vips: bool,
+    /// A `switchover` waiting to be answered when the handover resolves.
+    pub pending_switchover:
+        Option<tokio::sync::oneshot::Sender<crate::control::protocol::Response>>,
 }
 
 impl InstanceRuntime {
@@ -71,6 +81,11 @@ impl InstanceRuntime {
             tracks,
             priority,
             notify,
+            counters: InstanceCounters::default(),
+            advert_lateness: Histogram::with_bounds(LATENESS_BOUNDS),
+            last_transition: None,
+            holds_vips: false,
+            pending_switchover: None,
         }
     }
 

@@ -15,6 +15,7 @@
 //! announcement or a log write. Tasks send [`Event`]s; only the loop touches a router.
 
 pub mod announcer;
+mod control;
 pub mod counters;
 pub mod event;
 pub mod instance;
@@ -38,6 +39,7 @@ use self::event::{Event, InstanceId, SocketId};
 use self::instance::{InstanceRuntime, InstanceTrack};
 use self::vip_worker::VipCommand;
 use crate::config::{CheckKind, Config};
+use crate::control::status::{HookStatus, TransitionStatus};
 use crate::health::runner::HealthEvent;
 use crate::health::score::{self, Track};
 use crate::health::tracker::Tracker;
@@ -94,7 +96,13 @@ struct GroupRuntime {
 /// A configured check at run time: its debounced state.
 struct CheckRuntime {
     name: String,
+    /// The check's `type`.
+    kind: &'static str,
     tracker: Tracker,
+    last_result: Option<String>,
+    latency: crate::control::status::Histogram,
+    runs: u64,
+    failures: u64,
     /// For interface checks: the interface whose link state is the result.
     interface: Option<String>,
 }
@@ -137,6 +145,15 @@ struct Daemon {
     checks: Vec<CheckRuntime>,
     groups: Vec<GroupRuntime>,
     notifier: Notifier,
+    node_name: String,
+    started: Instant,
+    maintenance: bool,
+    switchover_hold: Duration,
+    /// The last run of each hook, by (scope, owner, state, hook).
+    hooks: std::collections::BTreeMap<(String, String, String, String), HookStatus>,
+    reloads: crate::control::status::ReloadStatus,
+    /// The latest snapshot, for the metrics server.
+    status: tokio::sync::watch::Sender<crate::control::status::Status>,
 }
 
 impl Daemon {
@@ -155,7 +172,14 @@ impl Daemon {
             .iter()
             .map(|check| CheckRuntime {
                 name: check.name.clone(),
+                kind: check.kind.type_name(),
                 tracker: Tracker::new(check.rise, check.fall, check.init_fail),
+                last_result: None,
+                latency: crate::control::status::Histogram::with_bounds(
+                    crate::control::status::LATENCY_BOUNDS,
+                ),
+                runs: 0,
+                failures: 0,
                 interface: match &check.kind {
                     CheckKind::Interface { interface } => Some(interface.clone()),
                     _ => None,
@@ -284,6 +308,7 @@ impl Daemon {
                 }
             }
         });
+        let (status_tx, _) = tokio::sync::watch::channel(crate::control::status::Status::default());
         let (health_tx, mut health_rx) = mpsc::unbounded_channel::<HealthEvent>();
         crate::health::runner::start(config.checks, health_tx).map_err(DaemonError::Health)?;
         let forward = events.clone();
@@ -324,6 +349,13 @@ impl Daemon {
             checks,
             groups,
             notifier,
+            node_name: config.global.node_name.clone(),
+            started: Instant::now(),
+            maintenance: false,
+            switchover_hold: config.global.switchover_hold,
+            hooks: std::collections::BTreeMap::new(),
+            reloads: crate::control::status::ReloadStatus::default(),
+            status: status_tx,
         };
         let now = now();
         for id in 0..daemon.instances.len() {
@@ -346,6 +378,9 @@ impl Daemon {
 
     async fn run(mut self, mut events: UnboundedReceiver<Event>) {
         let mut stopping = false;
+        // The metrics snapshot is refreshed once a second; `status` builds a fresh one.
+        let mut publish = tokio::time::interval(Duration::from_secs(1));
+        publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             self.drain_actions();
             // A stop is complete once every router has stopped: a Master does so when it
@@ -364,8 +399,21 @@ impl Daemon {
                 () = sleep_until(deadline) => {
                     let now = now();
                     for instance in &mut self.instances {
+                        // A Master's due timer is its Adver_Timer: how late we are is
+                        // what its advert will be.
+                        if let Some(due) = instance.router.poll_timeout() {
+                            let advertising = instance.router.state() == State::Master
+                                && !instance.router.handing_over();
+                            if advertising && due <= now {
+                                instance.advert_lateness.observe((now - due).as_secs_f64());
+                            }
+                        }
                         instance.router.handle_timeout(now);
                     }
+                }
+                _ = publish.tick() => {
+                    let status = self.status();
+                    self.status.send_replace(status);
                 }
                 event = events.recv() => match event {
                     Some(Event::Stop { signal }) if !stopping => {
@@ -482,13 +530,27 @@ impl Daemon {
                     error!(%instance, added, failures = ?failures, "VIP change incomplete");
                 }
             }
-            Event::Health(event) => self.check_result(event.check, &event.outcome, now),
-            Event::Hook(report) => match &report.result {
-                Ok(note) => info!(owner = %report.owner, state = %report.state,
-                    hook = %report.hook, duration = ?report.duration, note = %note, "hook done"),
-                Err(why) => warn!(owner = %report.owner, state = %report.state,
-                    hook = %report.hook, duration = ?report.duration, error = %why, "hook failed"),
-            },
+            Event::Control { request, reply } => self.control(request, reply),
+            Event::Health(event) => {
+                if let Some(check) = self.checks.get_mut(event.check) {
+                    check.runs += 1;
+                    match &event.outcome {
+                        ProbeOutcome::Down { reason } => {
+                            check.failures += 1;
+                            check.last_result = Some(reason.clone());
+                        }
+                        ProbeOutcome::Graded { detail, .. } => {
+                            check.last_result = Some(detail.clone());
+                        }
+                        _ => check.last_result = None,
+                    }
+                    if !event.latency.is_zero() {
+                        check.latency.observe(event.latency.as_secs_f64());
+                    }
+                }
+                self.check_result(event.check, &event.outcome, now);
+            }
+            Event::Hook(report) => self.hook_report(report),
             Event::Reload => {
                 warn!("SIGHUP: configuration reload is not supported yet; nothing changed");
             }
@@ -526,6 +588,10 @@ impl Daemon {
             return;
         };
         let instance = &mut self.instances[id];
+        instance.counters.adverts_received += 1;
+        if adv.priority == 0 {
+            instance.counters.priority_zero_received += 1;
+        }
         if instance.is_unicast() {
             // keepalived's check_unicast_src: only listed peers; TTL is not checked in
             // unicast mode (peers may be routed), and multicast adverts are not ours.
@@ -583,6 +649,39 @@ impl Daemon {
                 targets: vec![target],
                 repeat: instance.config.garp.master_repeat,
             }));
+        }
+    }
+
+    /// A hook finished: log it and keep it for status and metrics.
+    fn hook_report(&mut self, report: HookReport) {
+        match &report.result {
+            Ok(note) => info!(owner = %report.owner, state = %report.state,
+                hook = %report.hook, duration = ?report.duration, note = %note, "hook done"),
+            Err(why) => warn!(owner = %report.owner, state = %report.state,
+                hook = %report.hook, duration = ?report.duration, error = %why, "hook failed"),
+        }
+        let key = (
+            report.scope.to_string(),
+            report.owner.clone(),
+            report.state.to_string(),
+            report.hook.clone(),
+        );
+        let entry = self.hooks.entry(key).or_default();
+        entry.scope = report.scope.to_string();
+        entry.owner = report.owner;
+        entry.state = report.state.to_string();
+        entry.hook = report.hook;
+        entry.ok = report.result.is_ok();
+        entry.detail = match report.result {
+            Ok(note) => note,
+            Err(why) => why,
+        };
+        entry.duration_seconds = report.duration.as_secs_f64();
+        entry.at_unix_ms = control::unix_ms();
+        if entry.ok {
+            entry.succeeded += 1;
+        } else {
+            entry.failed += 1;
         }
     }
 
@@ -761,7 +860,13 @@ impl Daemon {
                             socket.send(&bytes, dst).map_err(|error| error.to_string())
                         });
                     match sent {
-                        Ok(()) => counters.adverts_sent += 1,
+                        Ok(()) => {
+                            counters.adverts_sent += 1;
+                            instance.counters.adverts_sent += 1;
+                            if adv.priority == 0 {
+                                instance.counters.priority_zero_sent += 1;
+                            }
+                        }
                         Err(error) => {
                             counters.send_failures += 1;
                             warn!(instance = %name, %dst, %error, "advert not sent");
@@ -773,10 +878,12 @@ impl Daemon {
                 }
             }
             Action::AddVips => {
+                instance.holds_vips = true;
                 let vips = instance.config.vips.clone();
                 queue(VipCommand::Add { instance: id, vips });
             }
             Action::RemoveVips => {
+                instance.holds_vips = false;
                 let vips = instance.config.vips.clone();
                 queue(VipCommand::Announce(AnnounceCommand::Stop { instance: id }));
                 queue(VipCommand::Remove { instance: id, vips });
@@ -801,6 +908,31 @@ impl Daemon {
             Action::Transition { from, to, reason } => {
                 info!(instance = %name, vrid = instance.config.vrid,
                     iface = %instance.config.interface, %from, %to, %reason, "transition");
+                instance.counters.transitions += 1;
+                if to == State::Master {
+                    instance.counters.became_master += 1;
+                }
+                if from == State::Master {
+                    instance.counters.released_master += 1;
+                }
+                instance.last_transition = Some(TransitionStatus {
+                    from: from.to_string(),
+                    to: to.to_string(),
+                    reason: reason.to_string(),
+                    at_unix_ms: control::unix_ms(),
+                });
+                if reason == crate::vrrp::Reason::Switchover {
+                    if let Some(reply) = instance.pending_switchover.take() {
+                        let to = instance
+                            .router
+                            .master_address()
+                            .map_or("the peer".to_owned(), |a| a.to_string());
+                        let _ = reply.send(crate::control::protocol::Response::ok(format!(
+                            "{name} handed over to {to}; it will not preempt until \
+                             `vipkeeper resume {name}`"
+                        )));
+                    }
+                }
                 if !instance.config.notify.is_empty() {
                     let priority = match instance.priority {
                         EffectivePriority::Value(value) => value,
@@ -825,6 +957,11 @@ impl Daemon {
             }
             Action::Discard { from, reason } => {
                 counters.drop(reason.kind());
+                *instance
+                    .counters
+                    .dropped
+                    .entry(reason.kind().to_owned())
+                    .or_default() += 1;
                 // Routine while a lower Master runs and we wait to preempt.
                 if !matches!(reason, DiscardReason::LowerPriority { .. }) {
                     debug!(instance = %name, %from, ?reason, "advert discarded");
@@ -832,6 +969,12 @@ impl Daemon {
             }
             Action::HandoverAborted => {
                 warn!(instance = %name, "switchover called off: no peer took over; still MASTER");
+                if let Some(reply) = instance.pending_switchover.take() {
+                    let _ = reply.send(crate::control::protocol::Response::refused(format!(
+                        "no healthy peer took over {name} within its Master_Down_Interval; it \
+                         is still MASTER and kept its VIPs"
+                    )));
+                }
             }
             Action::WantMaster => {
                 info!(instance = %name, "ready to become MASTER; waiting for its sync group");
