@@ -14,6 +14,7 @@ mod error;
 mod file;
 mod names;
 mod source;
+pub mod diff;
 mod validate;
 
 use std::path::Path;
