@@ -1550,7 +1550,7 @@ fn unused_checks_and_owner_weights_are_warned_about() {
     assert!(
         outcome
             .stderr
-            .contains("10:1: check.unused: warning: no instance tracks this check"),
+            .contains("10:1: check.unused: warning: no instance or group tracks this check"),
         "{}",
         outcome.stderr
     );

@@ -78,15 +78,18 @@ fn check(path: &Path) -> Exit {
     let Some(config) = load(path, "check") else {
         return Exit::ConfigError;
     };
-    println!(
-        "# {}: valid, {}, {}.",
+    let text = format!(
+        "# {}: valid, {}, {}.\n\
+         # Effective settings: every key with its default; '#' lines are derived.\n\n{}",
         path.display(),
         plural(config.instances.len(), "instance"),
         plural(config.warnings.len(), "warning"),
+        config::effective_settings(&config),
     );
-    println!("# Effective settings: every key with its default; '#' lines are derived.");
-    println!();
-    print!("{}", config::effective_settings(&config));
+    // Written by hand rather than println!: `vipkeeper check | head` closes the pipe
+    // early, which is not an error worth a panic.
+    use std::io::Write;
+    let _ = std::io::stdout().write_all(text.as_bytes());
     Exit::Ok
 }
 

@@ -42,7 +42,9 @@ pub enum InstanceChange {
     /// Applied to the running router: state, timers and untouched VIPs carry on.
     Live(LiveChange),
     /// The instance is stopped (make before break) and started again; `why` names the key.
-    Restart { why: &'static str },
+    Restart {
+        why: &'static str,
+    },
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Eq)]

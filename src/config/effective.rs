@@ -243,6 +243,7 @@ fn render_notify(out: &mut String, table: &str, hooks: &HookSet) {
     if hooks.is_empty() {
         return;
     }
+    out.push('\n');
     line(out, format_args!("[{table}.notify]"));
     let queue = match hooks.queue {
         QueuePolicy::All => "all",

@@ -210,6 +210,14 @@ pub enum Problem {
     Url(String),
     #[error("method must be \"GET\" or \"HEAD\", got {0:?}")]
     Method(String),
+    #[error(
+        "does not apply to a {0} hook (command hooks take command, shell and timeout; \
+         haproxy_reload takes master_socket, check_config and haproxy_binary; mysql_admin \
+         takes address, user, password_file and statement)"
+    )]
+    NotForHook(&'static str),
+    #[error("{0} does not exist")]
+    ProgramMissing(String),
     #[error("a HEAD request has no body to search; use method = \"GET\"")]
     BodyWithHead,
     #[error("{0:?} must be an absolute path")]
@@ -361,7 +369,7 @@ impl fmt::Display for Warning {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Warning::UnusedCheck => {
-                f.write_str("no instance tracks this check, so it is never run")
+                f.write_str("no instance or group tracks this check: it runs but moves nothing")
             }
             Warning::OwnerIgnoresWeights => f.write_str(
                 "weights have no effect at priority 255 (the address owner's priority never \

@@ -8,13 +8,13 @@
 //! `node_name` is not set, the hostname is all the I/O it does.
 
 mod address;
+pub mod diff;
 mod duration;
 mod effective;
 mod error;
 mod file;
 mod names;
 mod source;
-pub mod diff;
 mod validate;
 
 use std::path::Path;

@@ -302,27 +302,33 @@ pub fn validate(
             Vec::new()
         }
     };
-    // keepalived only runs the scripts some instance tracks; say so for the others.
-    if let Some(instances) = instances
-        .iter()
-        .map(Option::as_ref)
-        .collect::<Option<Vec<_>>>()
-    {
-        for (name, table) in &check_tables {
-            if !instances
-                .iter()
-                .any(|i| i.tracks.iter().any(|t| &t.check == name))
-            {
-                checker.unused_check(table.span(), name);
-            }
-        }
-    }
     let groups = checker.groups(
         file_groups.as_ref(),
         &instance_names,
         &instances,
         &summaries,
     );
+    // A check nobody tracks runs for nothing; say so.
+    if let Some(instances) = instances
+        .iter()
+        .map(Option::as_ref)
+        .collect::<Option<Vec<_>>>()
+    {
+        let group_tracks: Vec<&TrackRef> = groups
+            .iter()
+            .flatten()
+            .flat_map(|group| group.tracks.iter())
+            .collect();
+        for (name, table) in &check_tables {
+            let tracked = instances
+                .iter()
+                .any(|i| i.tracks.iter().any(|t| &t.check == name))
+                || group_tracks.iter().any(|t| &t.check == name);
+            if !tracked {
+                checker.unused_check(table.span(), name);
+            }
+        }
+    }
     let checks = checks.into_iter().collect::<Option<Vec<_>>>();
     let instances = instances.into_iter().collect::<Option<Vec<_>>>();
     match (global, instances, checks, groups) {

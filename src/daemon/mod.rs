@@ -144,7 +144,8 @@ struct Daemon {
     counters: Counters,
     checks: Vec<CheckRuntime>,
     groups: Vec<GroupRuntime>,
-    notifier: Notifier,
+    /// Shared with the VIP worker, which starts hooks in queue order.
+    notifier: Rc<Notifier>,
     node_name: String,
     started: Instant,
     maintenance: bool,
@@ -299,7 +300,7 @@ impl Daemon {
             })
             .collect();
         let (reports_tx, mut reports_rx) = mpsc::unbounded_channel::<HookReport>();
-        let notifier = Notifier::start(reports_tx).map_err(DaemonError::Health)?;
+        let notifier = Rc::new(Notifier::start(reports_tx).map_err(DaemonError::Health)?);
         let forward = events.clone();
         tokio::task::spawn_local(async move {
             while let Some(report) = reports_rx.recv().await {
@@ -336,8 +337,13 @@ impl Daemon {
         let (announce_tx, announce_rx) = mpsc::unbounded_channel::<AnnounceCommand>();
         tokio::task::spawn_local(announcer::run(announce_rx));
         let (vip_tx, vip_rx) = mpsc::unbounded_channel();
-        let vip_worker =
-            tokio::task::spawn_local(vip_worker::run(netlink, vip_rx, announce_tx, events));
+        let vip_worker = tokio::task::spawn_local(vip_worker::run(
+            netlink,
+            vip_rx,
+            announce_tx,
+            Rc::clone(&notifier),
+            events,
+        ));
 
         let mut daemon = Daemon {
             instances,
@@ -652,14 +658,8 @@ impl Daemon {
         }
     }
 
-    /// A hook finished: log it and keep it for status and metrics.
+    /// A hook finished (the notify thread has logged it): keep it for status and metrics.
     fn hook_report(&mut self, report: HookReport) {
-        match &report.result {
-            Ok(note) => info!(owner = %report.owner, state = %report.state,
-                hook = %report.hook, duration = ?report.duration, note = %note, "hook done"),
-            Err(why) => warn!(owner = %report.owner, state = %report.state,
-                hook = %report.hook, duration = ?report.duration, error = %why, "hook failed"),
-        }
         let key = (
             report.scope.to_string(),
             report.owner.clone(),
@@ -796,7 +796,7 @@ impl Daemon {
             }
             let from = group.state.map_or("INIT".to_owned(), |s| s.to_string());
             group.state = Some(state);
-            info!(group = %group.name, %from, to = %state, "sync group changed");
+            info!(group = %group.name, %from, to = %hook_state(state), "sync group changed");
             if group.notify.is_empty() {
                 continue;
             }
@@ -816,8 +816,10 @@ impl Daemon {
                 vips,
                 reason: "sync group".to_owned(),
             };
-            self.notifier
-                .notify(std::sync::Arc::clone(&group.notify), notification);
+            queue(
+                &self.vip_commands,
+                VipCommand::Notify(std::sync::Arc::clone(&group.notify), notification),
+            );
         }
     }
 
@@ -843,7 +845,6 @@ impl Daemon {
     fn act(&mut self, id: InstanceId, action: Action) {
         // Disjoint field borrows: the instance is changed while commands are queued.
         let vip_commands = &self.vip_commands;
-        let notifier = &self.notifier;
         let queue = |command| queue(vip_commands, command);
         let counters = &mut self.counters;
         let instance = &mut self.instances[id];
@@ -952,7 +953,10 @@ impl Daemon {
                             .collect(),
                         reason: reason.to_string(),
                     };
-                    notifier.notify(std::sync::Arc::clone(&instance.notify), notification);
+                    queue(VipCommand::Notify(
+                        std::sync::Arc::clone(&instance.notify),
+                        notification,
+                    ));
                 }
             }
             Action::Discard { from, reason } => {

@@ -9,10 +9,15 @@
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender};
 use tracing::{info, warn};
 
+use std::rc::Rc;
+use std::sync::Arc;
+
 use super::announcer::AnnounceCommand;
 use super::event::{Event, InstanceId};
 use crate::config::Vip;
 use crate::net::linux::netlink::Netlink;
+use crate::notify::runner::Notifier;
+use crate::notify::{HookSet, Notification};
 
 #[derive(Debug)]
 pub enum VipCommand {
@@ -26,12 +31,17 @@ pub enum VipCommand {
     },
     /// Passed on to the announcer after everything queued before it.
     Announce(AnnounceCommand),
+    /// Hooks for a transition, started once the VIP changes queued before them are done:
+    /// a MASTER hook finds its VIPs configured, a STOP hook finds them gone (keepalived
+    /// adds the VIPs before notify_master too).
+    Notify(Arc<HookSet>, Notification),
 }
 
 pub async fn run(
     netlink: Netlink,
     mut commands: UnboundedReceiver<VipCommand>,
     announcer: UnboundedSender<AnnounceCommand>,
+    notifier: Rc<Notifier>,
     events: UnboundedSender<Event>,
 ) {
     while let Some(command) = commands.recv().await {
@@ -70,6 +80,7 @@ pub async fn run(
                     failures,
                 });
             }
+            VipCommand::Notify(hooks, notification) => notifier.notify(hooks, notification),
             VipCommand::Announce(command) => {
                 // The announcer only stops with the daemon; a failed send means we are
                 // shutting down and announcements no longer matter.

@@ -156,7 +156,7 @@ impl Checker<'_> {
             ("statement", table.statement.as_ref().map(Spanned::span)),
         ];
         let (kind, allowed): (&'static str, &[&str]) = match &table.action {
-            None => ("a command hook", &["command", "shell"]),
+            None => ("command", &["command", "shell"]),
             Some(action) => match action.get_ref().as_str() {
                 "haproxy_reload" => (
                     "haproxy_reload",
@@ -177,7 +177,7 @@ impl Checker<'_> {
         for (name, at) in present {
             if let Some(at) = at {
                 if !allowed.contains(&name) {
-                    self.error(at, field(name), Problem::NotForType(kind));
+                    self.error(at, field(name), Problem::NotForHook(kind));
                     ok = false;
                 }
             }
@@ -194,7 +194,13 @@ impl Checker<'_> {
                     None => None,
                 };
                 let haproxy_binary = match &table.haproxy_binary {
-                    Some(path) => self.absolute(path, field("haproxy_binary"))?,
+                    Some(path) => {
+                        let binary = self.absolute(path, field("haproxy_binary"))?;
+                        // It runs as root for the config check: the same rules as hooks.
+                        let text = binary.display().to_string();
+                        self.secure(&text, path.span(), &field("haproxy_binary"))?;
+                        binary
+                    }
                     None => PathBuf::from(DEFAULT_HAPROXY),
                 };
                 Some(Hook::HaproxyReload(HaproxyReloadSettings {
@@ -282,6 +288,12 @@ impl Checker<'_> {
 
     /// keepalived's enable_script_security, for hooks and exec checks alike.
     pub(super) fn secure(&mut self, program: &str, span: Range<usize>, key: &str) -> Option<()> {
+        // A program that is not there fails at the first transition; say so now, whatever
+        // the security setting or who runs `check`.
+        if !Path::new(program).exists() {
+            self.error(span, key, Problem::ProgramMissing(program.to_owned()));
+            return None;
+        }
         if !self.script_security || !rustix::process::geteuid().is_root() {
             return Some(());
         }
