@@ -749,3 +749,115 @@ fn hooks_run_in_order_and_a_hanging_hook_does_not_delay_adverts() {
     assert!(lb1.log().contains("hook done"), "{}", lb1.log());
     lb2.daemon().kill(Signal::Term).expect("stop lb2");
 }
+
+/// SIGHUP applies the new file as a diff, and an invalid file changes nothing.
+#[test]
+fn reload_applies_changes_live_and_refuses_an_invalid_file() {
+    let lab = Lab::builder("reload").nodes(2).build().expect("lab");
+    let vip: IpAddr = "192.0.2.50".parse().unwrap();
+    let second: IpAddr = "192.0.2.52".parse().unwrap();
+    let api: IpAddr = "192.0.2.53".parse().unwrap();
+    let extra = "fast_preempt = true";
+    let mut lb1 = Node::new(lab.node(1), &config("lb1", 150, "192.0.2.50/24", extra));
+    let mut lb2 = Node::new(lab.node(2), &config("lb2", 100, "192.0.2.50/24", extra));
+    lb1.start();
+    lb2.start();
+    let elected = wait_for(master_down(150) + SLACK, || {
+        lb1.holds(vip) && !lb2.holds(vip)
+    });
+    assert!(
+        elected.is_some(),
+        "no election\n{}",
+        explain(&lab, &[&lb1, &lb2])
+    );
+
+    // 1. A VIP added to the Master: it appears, and the first one never goes away.
+    let added = config("lb1", 150, "192.0.2.50/24", extra).replace(
+        "vips = [\"192.0.2.50/24\"]",
+        "vips = [\"192.0.2.50/24\", \"192.0.2.52/24\"]",
+    );
+    lab.node(1)
+        .write_file(Path::new(CONFIG), added.as_bytes())
+        .expect("new config");
+    lb1.daemon().kill(Signal::Hup).expect("SIGHUP");
+    let mut kept = true;
+    let applied = wait_for(Duration::from_secs(3), || {
+        kept &= lb1.holds(vip);
+        lb1.holds(second)
+    });
+    assert!(
+        applied.is_some(),
+        "the new VIP did not appear\n{}",
+        lb1.log()
+    );
+    assert!(
+        kept,
+        "the unchanged VIP dropped during the reload\n{}",
+        lb1.log()
+    );
+    assert!(
+        lb1.log().contains("configuration reloaded"),
+        "{}",
+        lb1.log()
+    );
+
+    // 2. An invalid file: refused, nothing changes.
+    lab.node(1)
+        .write_file(Path::new(CONFIG), b"[[instance]]\nvrid = 0\n")
+        .expect("broken config");
+    lb1.daemon().kill(Signal::Hup).expect("SIGHUP");
+    let refused = wait_for(Duration::from_secs(3), || {
+        lb1.log()
+            .contains("reload refused: the running configuration is kept")
+    });
+    assert!(refused.is_some(), "{}", lb1.log());
+    std::thread::sleep(master_down(100));
+    assert!(lb1.holds(vip) && lb1.holds(second) && !lb2.holds(vip));
+
+    // 3. A lower priority and a new instance: the VIP moves to lb2 (fast_preempt), and
+    //    the new instance starts as its own virtual router.
+    let lower = config("lb1", 50, "192.0.2.50/24", extra)
+        + "\n[[instance]]\nname = \"api\"\ninterface = \"eth0\"\nvrid = 53\npriority = 150\n\
+           advert_interval = \"100ms\"\nvips = [\"192.0.2.53/24\"]\n";
+    lab.node(1)
+        .write_file(Path::new(CONFIG), lower.as_bytes())
+        .expect("new config");
+    lb1.daemon().kill(Signal::Hup).expect("SIGHUP");
+    let moved = wait_for(master_down(100) + SLACK, || {
+        lb2.holds(vip) && !lb1.holds(vip)
+    });
+    assert!(
+        moved.is_some(),
+        "the priority change did not move the VIP\n{}",
+        explain(&lab, &[&lb1, &lb2])
+    );
+    assert!(
+        !lb1.holds(second),
+        "the removed VIP went with its instance's step-down"
+    );
+    let started = wait_for(master_down(150) + SLACK, || lb1.holds(api));
+    assert!(
+        started.is_some(),
+        "the new instance did not start\n{}",
+        lb1.log()
+    );
+
+    // 4. The instance removed: it stops (make before break: nobody takes over, so after
+    //    its Master_Down_Interval) and its VIP goes.
+    lab.node(1)
+        .write_file(
+            Path::new(CONFIG),
+            config("lb1", 50, "192.0.2.50/24", extra).as_bytes(),
+        )
+        .expect("new config");
+    lb1.daemon().kill(Signal::Hup).expect("SIGHUP");
+    let gone = wait_for(master_down(150) + SLACK, || !lb1.holds(api));
+    assert!(
+        gone.is_some(),
+        "the removed instance kept its VIP\n{}",
+        lb1.log()
+    );
+    assert!(lb1.log().contains("api removed"), "{}", lb1.log());
+    lb1.daemon().kill(Signal::Term).expect("stop lb1");
+    lb2.daemon().kill(Signal::Term).expect("stop lb2");
+}

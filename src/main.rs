@@ -98,7 +98,7 @@ fn run(path: &Path) -> Exit {
         return Exit::ConfigError;
     };
     vipkeeper::telemetry::init();
-    match vipkeeper::daemon::run(config) {
+    match vipkeeper::daemon::run(config, path) {
         Ok(()) => Exit::Ok,
         Err(error) => {
             eprintln!("vipkeeper run: {}: {error}", path.display());

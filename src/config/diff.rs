@@ -9,6 +9,7 @@
 //! checksum). Must not apply anything.
 
 use super::validate::{Check, Config, Instance, Vip};
+use crate::vrrp::OWNER_PRIORITY;
 
 /// The plan for one reload.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -122,6 +123,12 @@ fn instance_change(old: &Instance, new: &Instance) -> InstanceChange {
     ];
     if let Some((why, _)) = identity.iter().find(|(_, changed)| *changed) {
         return InstanceChange::Restart { why };
+    }
+    // An address owner follows other rules (always Master, fixed priority).
+    if (old.priority == OWNER_PRIORITY) != (new.priority == OWNER_PRIORITY) {
+        return InstanceChange::Restart {
+            why: "priority (address owner)",
+        };
     }
     let change = LiveChange {
         priority: old.priority != new.priority,

@@ -85,9 +85,11 @@ impl Daemon {
                 let _ = reply.send(Response::ok(message));
             }
             Request::Reload => {
-                let _ = reply.send(Response::refused(
-                    "reload is not supported yet: restart vipkeeper to apply a new configuration",
-                ));
+                let response = match self.reload() {
+                    Ok(summary) => Response::ok(format!("reloaded: {summary}")),
+                    Err(why) => Response::refused(why),
+                };
+                let _ = reply.send(response);
             }
         }
     }
@@ -102,6 +104,7 @@ impl Daemon {
         let instances = self
             .instances
             .iter()
+            .filter(|instance| !instance.retired)
             .map(|instance| {
                 let tracks = instance
                     .tracks

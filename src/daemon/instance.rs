@@ -43,6 +43,8 @@ pub struct InstanceRuntime {
     pub last_transition: Option<TransitionStatus>,
     /// The VIPs were requested on (AddVips) and not yet off (RemoveVips).
     pub holds_vips: bool,
+    /// Removed (or replaced) by a reload: stopping or stopped, kept so that indices stay.
+    pub retired: bool,
     /// A `switchover` waiting to be answered when the handover resolves.
     pub pending_switchover:
         Option<tokio::sync::oneshot::Sender<crate::control::protocol::Response>>,
@@ -85,6 +87,7 @@ impl InstanceRuntime {
             advert_lateness: Histogram::with_bounds(LATENESS_BOUNDS),
             last_transition: None,
             holds_vips: false,
+            retired: false,
             pending_switchover: None,
         }
     }

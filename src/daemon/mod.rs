@@ -19,6 +19,7 @@ mod control;
 pub mod counters;
 pub mod event;
 pub mod instance;
+mod reload;
 pub mod rx;
 pub mod vip_worker;
 
@@ -83,6 +84,43 @@ pub enum DaemonError {
     Health(#[source] std::io::Error),
 }
 
+impl CheckRuntime {
+    fn new(check: &crate::config::Check, tracker: Tracker) -> CheckRuntime {
+        CheckRuntime {
+            name: check.name.clone(),
+            kind: check.kind.type_name(),
+            tracker,
+            last_result: None,
+            latency: crate::control::status::Histogram::with_bounds(
+                crate::control::status::LATENCY_BOUNDS,
+            ),
+            runs: 0,
+            failures: 0,
+            interface: match &check.kind {
+                CheckKind::Interface { interface } => Some(interface.clone()),
+                _ => None,
+            },
+        }
+    }
+}
+
+/// Start the health thread for `checks` and forward its results to the loop; the
+/// forwarder's handle, so a reload can stop listening to an old thread.
+fn start_health(
+    checks: Vec<crate::config::Check>,
+    events: UnboundedSender<Event>,
+) -> std::io::Result<tokio::task::JoinHandle<()>> {
+    let (health_tx, mut health_rx) = mpsc::unbounded_channel::<HealthEvent>();
+    crate::health::runner::start(checks, health_tx)?;
+    Ok(tokio::task::spawn_local(async move {
+        while let Some(event) = health_rx.recv().await {
+            if events.send(Event::Health(event)).is_err() {
+                return;
+            }
+        }
+    }))
+}
+
 /// A sync group at run time.
 struct GroupRuntime {
     name: String,
@@ -107,15 +145,16 @@ struct CheckRuntime {
     interface: Option<String>,
 }
 
-/// Run the daemon until SIGTERM or SIGINT.
-pub fn run(config: Config) -> Result<(), DaemonError> {
+/// Run the daemon until SIGTERM or SIGINT; SIGHUP re-reads `config_path`.
+pub fn run(config: Config, config_path: &std::path::Path) -> Result<(), DaemonError> {
+    let config_path = config_path.to_path_buf();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(DaemonError::Runtime)?;
     LocalSet::new().block_on(&runtime, async move {
         let (events_tx, events_rx) = mpsc::unbounded_channel();
-        let daemon = Daemon::start(config, events_tx).await?;
+        let daemon = Daemon::start(config, config_path, events_tx).await?;
         daemon.run(events_rx).await;
         Ok(())
     })
@@ -155,11 +194,24 @@ struct Daemon {
     reloads: crate::control::status::ReloadStatus,
     /// The latest snapshot, for the metrics server.
     status: tokio::sync::watch::Sender<crate::control::status::Status>,
+    /// The running configuration and where it came from, for reloads.
+    config: Config,
+    config_path: std::path::PathBuf,
+    /// The loop's own event channel, for tasks started later (reload).
+    events: UnboundedSender<Event>,
+    /// Forwards the current health thread's results; replaced on reload.
+    health_forward: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Daemon {
-    async fn start(config: Config, events: UnboundedSender<Event>) -> Result<Daemon, DaemonError> {
+    async fn start(
+        config: Config,
+        config_path: std::path::PathBuf,
+        events: UnboundedSender<Event>,
+    ) -> Result<Daemon, DaemonError> {
         info!(node = %config.global.node_name, instances = config.instances.len(), "starting");
+        let config_copy = config.clone();
+        let events_copy = events.clone();
         // The monitor is subscribed before link states are read, so no change between
         // the read and the subscription is lost.
         let monitor = Netlink::monitor()?;
@@ -171,20 +223,9 @@ impl Daemon {
         let checks: Vec<CheckRuntime> = config
             .checks
             .iter()
-            .map(|check| CheckRuntime {
-                name: check.name.clone(),
-                kind: check.kind.type_name(),
-                tracker: Tracker::new(check.rise, check.fall, check.init_fail),
-                last_result: None,
-                latency: crate::control::status::Histogram::with_bounds(
-                    crate::control::status::LATENCY_BOUNDS,
-                ),
-                runs: 0,
-                failures: 0,
-                interface: match &check.kind {
-                    CheckKind::Interface { interface } => Some(interface.clone()),
-                    _ => None,
-                },
+            .map(|check| {
+                let tracker = Tracker::new(check.rise, check.fall, check.init_fail);
+                CheckRuntime::new(check, tracker)
             })
             .collect();
         let check_index = |name: &str| checks.iter().position(|check| check.name == name);
@@ -310,16 +351,8 @@ impl Daemon {
             }
         });
         let (status_tx, _) = tokio::sync::watch::channel(crate::control::status::Status::default());
-        let (health_tx, mut health_rx) = mpsc::unbounded_channel::<HealthEvent>();
-        crate::health::runner::start(config.checks, health_tx).map_err(DaemonError::Health)?;
-        let forward = events.clone();
-        tokio::task::spawn_local(async move {
-            while let Some(event) = health_rx.recv().await {
-                if forward.send(Event::Health(event)).is_err() {
-                    return;
-                }
-            }
-        });
+        let health_forward =
+            start_health(config.checks.clone(), events.clone()).map_err(DaemonError::Health)?;
 
         // Tasks: receive per socket, the netlink monitor, signals, the VIP worker and the
         // announcer behind it.
@@ -362,6 +395,10 @@ impl Daemon {
             hooks: std::collections::BTreeMap::new(),
             reloads: crate::control::status::ReloadStatus::default(),
             status: status_tx,
+            config: config_copy,
+            config_path,
+            events: events_copy,
+            health_forward: Some(health_forward),
         };
         let now = now();
         for id in 0..daemon.instances.len() {
@@ -558,7 +595,8 @@ impl Daemon {
             }
             Event::Hook(report) => self.hook_report(report),
             Event::Reload => {
-                warn!("SIGHUP: configuration reload is not supported yet; nothing changed");
+                info!("SIGHUP: reloading the configuration");
+                let _ = self.reload();
             }
             Event::Stop { .. } => {}
         }
@@ -584,11 +622,9 @@ impl Daemon {
             }
         };
         self.counters.adverts_received += 1;
-        let Some(id) = self
-            .instances
-            .iter()
-            .position(|instance| instance.socket == socket && instance.config.vrid == adv.vrid)
-        else {
+        let Some(id) = self.instances.iter().position(|instance| {
+            !instance.retired && instance.socket == socket && instance.config.vrid == adv.vrid
+        }) else {
             self.counters.drop(counters::UNKNOWN_VRID);
             debug!(from = %src, vrid = adv.vrid, "advert for a VRID not configured here");
             return;

@@ -142,6 +142,36 @@ impl VirtualRouter {
         self.wants_master.is_some()
     }
 
+    /// Apply settings that may change under a running router (a reload): base priority,
+    /// VIPs, preemption, timing, sync-group membership. What identifies it on the wire
+    /// (VRID, version, family, auth, its address) is kept: a change there is a restart.
+    /// The caller hands over the effective priority computed from the new base; a Master
+    /// advertises the new settings at once (keepalived PR #793: no gap on reload).
+    pub fn reconfigure(&mut self, config: RouterConfig, now: Instant) {
+        debug_assert_eq!(
+            (config.vrid, config.version, config.family),
+            (self.config.vrid, self.config.version, self.config.family),
+            "identity changes are restarts"
+        );
+        let identity = (
+            self.config.primary_address,
+            self.config.auth.clone(),
+            self.config.priority == OWNER_PRIORITY,
+        );
+        self.config = RouterConfig {
+            primary_address: identity.0,
+            auth: identity.1,
+            ..config
+        };
+        if self.state == State::Master && self.handover.is_none() {
+            self.send_advert(self.effective_priority);
+            self.arm(
+                Timer::Adver,
+                now + self.config.advert_interval.as_duration(),
+            );
+        }
+    }
+
     /// Held back from preempting by a switchover, at `now`.
     pub fn held_back(&self, now: Instant) -> bool {
         self.held_back_until.is_some_and(|until| now < until)
