@@ -67,12 +67,7 @@ impl Mariadb {
         std::fs::create_dir(&tmpdir).expect("create the server's tmpdir");
         let install = run_within(
             Command::new("mariadb-install-db")
-                .arg("--no-defaults")
-                .arg(format!("--datadir={}", datadir.display()))
-                .arg("--auth-root-authentication-method=normal")
-                .arg("--skip-test-db")
-                .arg("--user=root")
-                .arg(format!("--tmpdir={}", tmpdir.display()))
+                .args(install_args(&datadir, &tmpdir))
                 .env("TMPDIR", &tmpdir),
             Duration::from_secs(60),
         );
@@ -80,20 +75,7 @@ impl Mariadb {
 
         let mut command = Command::new("mariadbd");
         command
-            .arg("--no-defaults") // must come first
-            .arg(format!("--datadir={}", datadir.display()))
-            .arg(format!("--tmpdir={}", tmpdir.display()))
-            .arg(format!("--socket={}", server.socket().display()))
-            .arg(format!("--port={}", server.port))
-            .arg(format!("--bind-address={ip}"))
-            .arg(format!("--pid-file={}", server.dir.join("pid").display()))
-            .arg(format!(
-                "--log-error={}",
-                server.dir.join("error.log").display()
-            ))
-            // Refused otherwise when the tests run as root; harmless when they do not.
-            .arg("--user=root")
-            .arg("--innodb-buffer-pool-size=16M")
+            .args(server_args(&server.dir, ip, server.port))
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::null())
@@ -119,14 +101,8 @@ impl Mariadb {
             );
             std::thread::sleep(Duration::from_millis(100));
         }
-        // No grants: a login and COM_PING need none. Every host form: the server may see a
-        // loopback client as 'localhost' or '127.0.0.1', and others by address ('%').
         server
-            .sql(&format!(
-                "CREATE USER '{USER}'@'localhost' IDENTIFIED BY '{PASSWORD}'; \
-                 CREATE USER '{USER}'@'127.0.0.1' IDENTIFIED BY '{PASSWORD}'; \
-                 CREATE USER '{USER}'@'%' IDENTIFIED BY '{PASSWORD}';"
-            ))
+            .sql(&create_check_user_sql())
             .expect("create the check user");
         server
     }
@@ -164,10 +140,7 @@ impl Mariadb {
     /// Runs SQL as root over the unix socket.
     pub fn sql(&self, sql: &str) -> Result<String, String> {
         let (ok, output) = run_within(
-            Command::new("mariadb")
-                .arg("--no-defaults")
-                .arg(format!("--socket={}", self.socket().display()))
-                .args(["-u", "root", "--batch", "--skip-column-names", "-e", sql]),
+            Command::new("mariadb").args(client_args(&self.socket(), sql)),
             Duration::from_secs(10),
         );
         if ok {
@@ -195,6 +168,66 @@ impl Drop for Mariadb {
         self.stop();
         let _ = std::fs::remove_dir_all(&self.dir);
     }
+}
+
+// ===== the command lines, shared with servers started in a lab host (lab_mariadb.rs) =====
+//
+// A server's directory `dir` holds `data/` (the datadir), `tmp/`, `sock`, `pid` and
+// `error.log`.
+
+/// `mariadb-install-db`'s arguments: a fresh datadir, no system option file, no test
+/// database, root with normal (password, here empty) authentication.
+pub fn install_args(datadir: &Path, tmpdir: &Path) -> Vec<String> {
+    vec![
+        "--no-defaults".to_owned(),
+        format!("--datadir={}", datadir.display()),
+        "--auth-root-authentication-method=normal".to_owned(),
+        "--skip-test-db".to_owned(),
+        "--user=root".to_owned(),
+        format!("--tmpdir={}", tmpdir.display()),
+    ]
+}
+
+/// `mariadbd`'s arguments (before any extra options) for a server in `dir` on `ip:port`.
+pub fn server_args(dir: &Path, ip: Ipv4Addr, port: u16) -> Vec<String> {
+    vec![
+        "--no-defaults".to_owned(), // must come first
+        format!("--datadir={}", dir.join("data").display()),
+        format!("--tmpdir={}", dir.join("tmp").display()),
+        format!("--socket={}", dir.join("sock").display()),
+        format!("--port={port}"),
+        format!("--bind-address={ip}"),
+        format!("--pid-file={}", dir.join("pid").display()),
+        format!("--log-error={}", dir.join("error.log").display()),
+        // Refused otherwise when the tests run as root; harmless when they do not.
+        "--user=root".to_owned(),
+        "--innodb-buffer-pool-size=16M".to_owned(),
+    ]
+}
+
+/// Creates [`USER`] with [`PASSWORD`]. No grants: a login and COM_PING need none. Every
+/// host form: the server may see a loopback client as 'localhost' or '127.0.0.1', and
+/// others by address ('%').
+pub fn create_check_user_sql() -> String {
+    format!(
+        "CREATE USER '{USER}'@'localhost' IDENTIFIED BY '{PASSWORD}'; \
+         CREATE USER '{USER}'@'127.0.0.1' IDENTIFIED BY '{PASSWORD}'; \
+         CREATE USER '{USER}'@'%' IDENTIFIED BY '{PASSWORD}';"
+    )
+}
+
+/// `mariadb`'s arguments to run `sql` as root over `socket`, output without decoration.
+pub fn client_args(socket: &Path, sql: &str) -> Vec<String> {
+    vec![
+        "--no-defaults".to_owned(),
+        format!("--socket={}", socket.display()),
+        "-u".to_owned(),
+        "root".to_owned(),
+        "--batch".to_owned(),
+        "--skip-column-names".to_owned(),
+        "-e".to_owned(),
+        sql.to_owned(),
+    ]
 }
 
 /// A port that was free a moment ago (the server binds it right after).
