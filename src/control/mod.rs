@@ -6,4 +6,5 @@
 //! [`protocol::Request`]s through an event; these modules never touch routers.
 
 pub mod protocol;
+pub mod render;
 pub mod status;
