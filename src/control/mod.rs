@@ -7,4 +7,5 @@
 
 pub mod protocol;
 pub mod render;
+pub mod socket;
 pub mod status;
