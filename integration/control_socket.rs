@@ -368,11 +368,10 @@ fn socket_is_0600_in_a_0700_directory_and_removed_when_serving_stops() {
     assert_eq!(mode(path.parent().unwrap()), 0o700);
     assert_eq!(mode(&dir.0.join("run")), 0o700);
     // Nothing is left of the staging directory.
-    let entries: Vec<String> = fs::read_dir(path.parent().unwrap())
+    let mut entries: Vec<String> = fs::read_dir(path.parent().unwrap())
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
-    let mut entries = entries;
     entries.sort();
     assert_eq!(entries, ["control.sock", "control.sock.lock"]);
     assert!(request(&path, &Request::Status, TIMEOUT).unwrap().ok);
@@ -485,7 +484,7 @@ fn as_nobody(path: &Path) -> Option<i32> {
     }
 }
 
-/// A directory nobody may traverse, so EACCES can only come from the socket's own mode.
+/// Lets every uid traverse the directory, so EACCES can only come from the socket's mode.
 fn traversable(dir: &TempDir) {
     fs::set_permissions(&dir.0, fs::Permissions::from_mode(0o711)).unwrap();
 }
