@@ -6,4 +6,6 @@
 //! [`protocol::Request`]s through an event; these modules never touch routers.
 
 pub mod protocol;
+pub mod render;
+pub mod socket;
 pub mod status;
