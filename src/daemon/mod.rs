@@ -82,6 +82,12 @@ pub enum DaemonError {
     Signals(#[source] std::io::Error),
     #[error("cannot start the health checks: {0}")]
     Health(#[source] std::io::Error),
+    #[error("control socket {path}: {source}")]
+    Control {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
 }
 
 impl CheckRuntime {
@@ -367,6 +373,24 @@ impl Daemon {
         }
         tokio::task::spawn_local(forward_netlink(monitor, events.clone()));
         spawn_signals(events.clone())?;
+        // The control socket: a second daemon must not steal a live one's socket, so a
+        // failure here stops the start.
+        let listener = crate::control::socket::bind(&config.global.control_socket).map_err(|source| {
+            DaemonError::Control {
+                path: config.global.control_socket.display().to_string(),
+                source,
+            }
+        })?;
+        let (requests_tx, mut requests_rx) = mpsc::unbounded_channel();
+        tokio::task::spawn_local(crate::control::socket::serve(listener, requests_tx));
+        let forward = events.clone();
+        tokio::task::spawn_local(async move {
+            while let Some((request, reply)) = requests_rx.recv().await {
+                if forward.send(Event::Control { request, reply }).is_err() {
+                    return;
+                }
+            }
+        });
         let (announce_tx, announce_rx) = mpsc::unbounded_channel::<AnnounceCommand>();
         tokio::task::spawn_local(announcer::run(announce_rx));
         let (vip_tx, vip_rx) = mpsc::unbounded_channel();
