@@ -5,6 +5,7 @@
 //! The daemon loop publishes a [`status::Status`] snapshot after every change and answers
 //! [`protocol::Request`]s through an event; these modules never touch routers.
 
+pub mod metrics;
 pub mod protocol;
 pub mod render;
 pub mod socket;
