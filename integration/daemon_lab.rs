@@ -861,3 +861,134 @@ fn reload_applies_changes_live_and_refuses_an_invalid_file() {
     lb1.daemon().kill(Signal::Term).expect("stop lb1");
     lb2.daemon().kill(Signal::Term).expect("stop lb2");
 }
+
+/// The operator's side, through the real CLI inside the node: status (text and JSON),
+/// metrics, switchover with and without a healthy peer, resume, maintenance.
+#[test]
+fn status_metrics_switchover_and_maintenance_through_the_cli() {
+    let lab = Lab::builder("control").nodes(2).build().expect("lab");
+    let vip: IpAddr = "192.0.2.50".parse().unwrap();
+    let mut lb1 = Node::new(lab.node(1), &config("lb1", 150, "192.0.2.50/24", ""));
+    let mut lb2 = Node::new(lab.node(2), &config("lb2", 100, "192.0.2.50/24", ""));
+    lb1.start();
+    lb2.start();
+    let elected = wait_for(master_down(150) + SLACK, || {
+        lb1.holds(vip) && !lb2.holds(vip)
+    });
+    assert!(
+        elected.is_some(),
+        "no election\n{}",
+        explain(&lab, &[&lb1, &lb2])
+    );
+    let cli = |host: &Host, args: &[&str]| {
+        let mut argv = vec![BIN];
+        argv.extend_from_slice(args);
+        argv.extend_from_slice(&["-s", "/run/vipkeeper/control.sock"]);
+        let output = host
+            .run(&argv, Duration::from_secs(10))
+            .expect("vipkeeper CLI");
+        (
+            output.status.code(),
+            String::from_utf8_lossy(&output.stdout).into_owned()
+                + &String::from_utf8_lossy(&output.stderr),
+        )
+    };
+
+    // status, as JSON and as text.
+    let (code, json) = cli(lab.node(1), &["status", "--json"]);
+    assert_eq!(code, Some(0), "{json}");
+    let status: serde_json::Value = serde_json::from_str(&json).expect("status JSON");
+    let web = &status["instances"][0];
+    assert_eq!(web["name"], "web");
+    assert_eq!(web["state"], "MASTER");
+    assert_eq!(web["effective_priority"], 150);
+    assert_eq!(web["holds_vips"], true);
+    assert!(
+        web["counters"]["adverts_sent"].as_u64().unwrap_or(0) > 0,
+        "{json}"
+    );
+    let (code, text) = cli(lab.node(1), &["status"]);
+    assert_eq!(code, Some(0));
+    assert!(text.contains("MASTER"), "{text}");
+
+    // Metrics on the node's loopback (the snapshot is refreshed every second).
+    std::thread::sleep(Duration::from_millis(1200));
+    let scrape = "exec 3<>/dev/tcp/127.0.0.1/9650 && printf 'GET /metrics HTTP/1.0\\r\\n\\r\\n' >&3 && cat <&3";
+    let metrics = lab
+        .node(1)
+        .run_ok(
+            &["timeout", "3", "bash", "-c", scrape],
+            Duration::from_secs(5),
+        )
+        .expect("scrape");
+    let state_line = metrics
+        .lines()
+        .find(|line| line.starts_with("keepalived_vrrp_state{") && line.contains("192.0.2.50"))
+        .unwrap_or_default();
+    assert!(
+        state_line.ends_with(" 2"),
+        "MASTER is 2: {state_line:?}\n{metrics}"
+    );
+    assert!(
+        metrics.contains("vipkeeper_instance_effective_priority{"),
+        "{metrics}"
+    );
+
+    // switchover: lb2 takes the VIP; lb1 stays Backup (held back) until resume.
+    let (code, answer) = cli(lab.node(1), &["switchover", "web"]);
+    assert_eq!(code, Some(0), "{answer}");
+    assert!(answer.contains("handed over to 192.0.2.12"), "{answer}");
+    assert!(
+        lb2.holds(vip) && !lb1.holds(vip),
+        "{}",
+        explain(&lab, &[&lb1, &lb2])
+    );
+    std::thread::sleep(master_down(150) * 2);
+    assert!(
+        lb2.holds(vip),
+        "lb1 preempted despite the hold\n{}",
+        lb1.log()
+    );
+    let (code, answer) = cli(lab.node(1), &["resume", "web"]);
+    assert_eq!(code, Some(0), "{answer}");
+    let back = wait_for(master_down(150) + SLACK, || {
+        lb1.holds(vip) && !lb2.holds(vip)
+    });
+    assert!(
+        back.is_some(),
+        "no preemption after resume\n{}",
+        explain(&lab, &[&lb1, &lb2])
+    );
+
+    // maintenance: the whole node hands over and stays out until `off`.
+    let (code, answer) = cli(lab.node(1), &["maintenance", "on"]);
+    assert_eq!(code, Some(0), "{answer}");
+    let drained = wait_for(skew(100) + SLACK, || lb2.holds(vip) && !lb1.holds(vip));
+    assert!(
+        drained.is_some(),
+        "maintenance did not drain\n{}",
+        explain(&lab, &[&lb1, &lb2])
+    );
+    let (code, answer) = cli(lab.node(1), &["maintenance", "off"]);
+    assert_eq!(code, Some(0), "{answer}");
+    let back = wait_for(master_down(150) + SLACK, || {
+        lb1.holds(vip) && !lb2.holds(vip)
+    });
+    assert!(
+        back.is_some(),
+        "no return after maintenance\n{}",
+        explain(&lab, &[&lb1, &lb2])
+    );
+
+    // No healthy peer: the switchover is refused after Master_Down_Interval, VIP kept.
+    lb2.daemon().kill(Signal::Term).expect("stop lb2");
+    lb2.daemon()
+        .wait_timeout(Duration::from_secs(5))
+        .expect("wait")
+        .expect("lb2 stops");
+    let (code, answer) = cli(lab.node(1), &["switchover", "web"]);
+    assert_eq!(code, Some(2), "{answer}");
+    assert!(answer.contains("no healthy peer took over"), "{answer}");
+    assert!(lb1.holds(vip), "the VIP must survive a refused switchover");
+    lb1.daemon().kill(Signal::Term).expect("stop lb1");
+}

@@ -5,8 +5,12 @@
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
+use std::time::Duration;
+
 use clap::{Args, Parser, Subcommand};
 use vipkeeper::config::{self, Config, ConfigErrors};
+use vipkeeper::control::protocol::Request;
+use vipkeeper::control::{render, socket};
 
 const EXIT_CODES: &str = "\
 Exit codes:
@@ -30,6 +34,59 @@ enum Command {
     /// Validate the configuration and run the daemon until SIGTERM or SIGINT.
     #[command(after_help = EXIT_CODES)]
     Run(ConfigFile),
+    /// Show the running daemon's instances, priorities, checks and hooks.
+    #[command(after_help = EXIT_CODES)]
+    Status(StatusArgs),
+    /// Planned failover: the Master hands over (keeping its VIPs until the peer is heard)
+    /// and does not preempt until `resume` or switchover_hold.
+    #[command(after_help = EXIT_CODES)]
+    Switchover(InstanceArgs),
+    /// Let an instance preempt again after a switchover.
+    #[command(after_help = EXIT_CODES)]
+    Resume(InstanceArgs),
+    /// Drain the whole node (on) or undrain it (off).
+    #[command(after_help = EXIT_CODES)]
+    Maintenance(MaintenanceArgs),
+    /// Make the running daemon re-read its configuration (as SIGHUP does).
+    #[command(after_help = EXIT_CODES)]
+    Reload(Target),
+}
+
+/// Which daemon to talk to.
+#[derive(Args)]
+struct Target {
+    /// The configuration file, read to find its control socket.
+    #[arg(short, long, value_name = "FILE", default_value = config::DEFAULT_PATH)]
+    config: PathBuf,
+    /// The control socket, instead of the configuration's `control_socket`.
+    #[arg(short, long, value_name = "PATH")]
+    socket: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct StatusArgs {
+    #[command(flatten)]
+    target: Target,
+    /// The status as JSON (the same document `vipkeeper status` renders).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct InstanceArgs {
+    /// The instance's name.
+    instance: String,
+    #[command(flatten)]
+    target: Target,
+}
+
+#[derive(Args)]
+struct MaintenanceArgs {
+    /// `on` or `off`.
+    #[arg(value_parser = ["on", "off"])]
+    mode: String,
+    #[command(flatten)]
+    target: Target,
 }
 
 #[derive(Args)]
@@ -70,8 +127,72 @@ fn main() -> ExitCode {
     match cli.command {
         Command::Check(file) => check(&file.config),
         Command::Run(file) => run(&file.config),
+        Command::Status(args) => control(&args.target, Request::Status, args.json),
+        Command::Switchover(args) => control(
+            &args.target,
+            Request::Switchover {
+                instance: args.instance,
+            },
+            false,
+        ),
+        Command::Resume(args) => control(
+            &args.target,
+            Request::Resume {
+                instance: args.instance,
+            },
+            false,
+        ),
+        Command::Maintenance(args) => control(
+            &args.target,
+            Request::Maintenance {
+                on: args.mode == "on",
+            },
+            false,
+        ),
+        Command::Reload(target) => control(&target, Request::Reload, false),
     }
     .into()
+}
+
+/// How long the CLI waits for the daemon: a switchover is answered once the handover
+/// resolved, up to the instance's Master_Down_Interval (at most about 2 minutes).
+const CONTROL_TIMEOUT: Duration = Duration::from_secs(150);
+
+/// Send one request to the running daemon and print its answer.
+fn control(target: &Target, request: Request, json: bool) -> Exit {
+    let socket = target.socket.clone().unwrap_or_else(|| {
+        config::load(&target.config)
+            .map(|config| config.global.control_socket)
+            .unwrap_or_else(|_| PathBuf::from(config::DEFAULT_CONTROL_SOCKET))
+    });
+    let response = match socket::request(&socket, &request, CONTROL_TIMEOUT) {
+        Ok(response) => response,
+        Err(error) => {
+            eprintln!("vipkeeper: {error}");
+            return Exit::RuntimeError;
+        }
+    };
+    let text = match (&response.status, json) {
+        (Some(status), true) => match serde_json::to_string_pretty(status) {
+            Ok(text) => text + "\n",
+            Err(error) => format!("cannot render the status: {error}\n"),
+        },
+        (Some(status), false) => render::status_text(status, unix_ms()),
+        (None, _) => render::command_response_text(&response),
+    };
+    use std::io::Write;
+    let _ = std::io::stdout().write_all(text.as_bytes());
+    if response.ok {
+        Exit::Ok
+    } else {
+        Exit::RuntimeError
+    }
+}
+
+fn unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |elapsed| elapsed.as_millis() as u64)
 }
 
 fn check(path: &Path) -> Exit {

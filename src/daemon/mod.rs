@@ -82,6 +82,12 @@ pub enum DaemonError {
     Signals(#[source] std::io::Error),
     #[error("cannot start the health checks: {0}")]
     Health(#[source] std::io::Error),
+    #[error("metrics on {address}: {source}")]
+    Metrics {
+        address: String,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("control socket {path}: {source}")]
     Control {
         path: String,
@@ -356,7 +362,24 @@ impl Daemon {
                 }
             }
         });
-        let (status_tx, _) = tokio::sync::watch::channel(crate::control::status::Status::default());
+        let (status_tx, status_rx) =
+            tokio::sync::watch::channel(crate::control::status::Status::default());
+        if let Some(listen) = config.global.metrics_listen {
+            // Bound now so that a port in use stops the start with a clear error.
+            let listener =
+                std::net::TcpListener::bind(listen).map_err(|source| DaemonError::Metrics {
+                    address: listen.to_string(),
+                    source,
+                })?;
+            info!(%listen, "metrics on /metrics and /healthz");
+            tokio::task::spawn_local(async move {
+                if let Err(error) =
+                    crate::control::metrics::serve_listener(listener, status_rx).await
+                {
+                    error!(%error, "the metrics server stopped");
+                }
+            });
+        }
         let health_forward =
             start_health(config.checks.clone(), events.clone()).map_err(DaemonError::Health)?;
 
@@ -375,12 +398,13 @@ impl Daemon {
         spawn_signals(events.clone())?;
         // The control socket: a second daemon must not steal a live one's socket, so a
         // failure here stops the start.
-        let listener = crate::control::socket::bind(&config.global.control_socket).map_err(|source| {
-            DaemonError::Control {
-                path: config.global.control_socket.display().to_string(),
-                source,
-            }
-        })?;
+        let listener =
+            crate::control::socket::bind(&config.global.control_socket).map_err(|source| {
+                DaemonError::Control {
+                    path: config.global.control_socket.display().to_string(),
+                    source,
+                }
+            })?;
         let (requests_tx, mut requests_rx) = mpsc::unbounded_channel();
         tokio::task::spawn_local(crate::control::socket::serve(listener, requests_tx));
         let forward = events.clone();
