@@ -12,6 +12,7 @@ mod duration;
 mod effective;
 mod error;
 mod file;
+pub mod keepalived;
 mod names;
 mod source;
 mod validate;
