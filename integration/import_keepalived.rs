@@ -387,3 +387,83 @@ fn broken_inputs_give_errors_with_positions() {
         "{result:?}"
     );
 }
+
+// ---------------------------------------------------------------------------------------
+// The converted classic pair, run: the namespace lab (docs/lab.md), needs root.
+
+#[path = "lab/mod.rs"]
+mod lab;
+
+/// keepalived.conf of one node of the classic pair, with the check script replaced by one
+/// that exists (script security refuses programs that do not).
+fn classic_pair_conf(node: &str) -> String {
+    let (state, priority) = if node == "lb1" {
+        ("MASTER", 101)
+    } else {
+        ("BACKUP", 100)
+    };
+    std::fs::read_to_string(corpus("classic-lb1.conf"))
+        .expect("corpus")
+        .replace("router_id lb1", &format!("router_id {node}"))
+        .replace("state MASTER", &format!("state {state}"))
+        .replace("priority 101", &format!("priority {priority}"))
+        .replace("\"killall -0 haproxy\"", "\"/usr/bin/true\"")
+}
+
+/// Whether `host` has `vip` on eth0.
+fn holds(host: &lab::Host, vip: &str) -> bool {
+    host.run_ok(
+        &["ip", "-o", "addr", "show", "dev", "eth0"],
+        Duration::from_secs(5),
+    )
+    .map(|out| out.contains(&format!(" {vip}/")))
+    .unwrap_or(false)
+}
+
+fn wait_for(limit: Duration, mut condition: impl FnMut() -> bool) -> bool {
+    let start = std::time::Instant::now();
+    while start.elapsed() < limit {
+        if condition() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    condition()
+}
+
+#[test]
+fn converted_classic_pair_fails_over_in_the_lab() {
+    const BIN: &str = env!("CARGO_BIN_EXE_vipkeeper");
+    const CONFIG: &str = "/run/vipkeeper.toml";
+    const VIP: &str = "192.0.2.50";
+    let lab = lab::Lab::builder("import").nodes(2).build().expect("lab");
+    let mut daemons = Vec::new();
+    for (index, node) in [(1, "lb1"), (2, "lb2")] {
+        let import = import_text(&classic_pair_conf(node), Path::new("/")).expect("convert");
+        parse(&import.toml, node).unwrap_or_else(|e| panic!("{e}\n{}", import.toml));
+        let host = lab.node(index);
+        host.write_file(Path::new(CONFIG), import.toml.as_bytes())
+            .expect("write the config");
+        let daemon = host
+            .spawn(&[BIN, "run", "-c", CONFIG], &[("VIPKEEPER_LOG", "debug")])
+            .expect("start vipkeeper");
+        daemons.push(daemon);
+    }
+    let explain = |daemons: &[lab::LabProcess]| {
+        let logs: Vec<String> = daemons.iter().map(|d| d.stderr()).collect();
+        format!("{}\n{}", logs.join("\n----\n"), lab.diagnostics())
+    };
+    let (lb1, lb2) = (lab.node(1), lab.node(2));
+    // v2, 1 s adverts: Master_Down_Interval at 100 is 3.6 s; the check adds 2 to both.
+    let elected = wait_for(Duration::from_secs(8), || {
+        holds(lb1, VIP) && !holds(lb2, VIP)
+    });
+    assert!(
+        elected,
+        "lb1 never became Master alone\n{}",
+        explain(&daemons)
+    );
+    daemons[0].kill(lab::Signal::Kill).expect("kill -9 lb1");
+    let moved = wait_for(Duration::from_secs(8), || holds(lb2, VIP));
+    assert!(moved, "the VIP never moved to lb2\n{}", explain(&daemons));
+}
