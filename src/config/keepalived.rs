@@ -2181,6 +2181,23 @@ mod tests {
     }
 
     #[test]
+    fn a_generic_shell_notify_passes_keepalived_s_arguments_on() {
+        let text = MINIMAL.replace(
+            "interface eth0",
+            "interface eth0\n notify \"logger -t vrrp\"\n notify_master /usr/bin/true",
+        );
+        let import = convert(&text);
+        assert!(
+            import
+                .toml
+                .contains(r#"any = [{ command = ["logger -t vrrp \"$@\""], shell = true }]"#),
+            "{}",
+            import.toml
+        );
+        assert!(import.toml.contains(r#"master = ["/usr/bin/true"]"#));
+    }
+
+    #[test]
     fn wildcards() {
         assert!(wildcard("*.conf", "a.conf"));
         assert!(!wildcard("*.conf", "a.conf.bak"));
