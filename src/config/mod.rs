@@ -13,6 +13,7 @@ mod duration;
 mod effective;
 mod error;
 mod file;
+pub mod keepalived;
 mod names;
 mod source;
 mod validate;
