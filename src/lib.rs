@@ -7,5 +7,6 @@ pub mod daemon;
 pub mod health;
 pub mod net;
 pub mod notify;
+pub mod systemd;
 pub mod telemetry;
 pub mod vrrp;
