@@ -55,9 +55,15 @@ impl<'a> Node<'a> {
     }
 
     fn start(&mut self) {
+        self.start_with(&[]);
+    }
+
+    fn start_with(&mut self, extra: &[&str]) {
+        let mut argv = vec![BIN, "run", "-c", CONFIG];
+        argv.extend_from_slice(extra);
         let daemon = self
             .host
-            .spawn(&[BIN, "run", "-c", CONFIG], &[("VIPKEEPER_LOG", "debug")])
+            .spawn(&argv, &[("VIPKEEPER_LOG", "debug")])
             .expect("start vipkeeper");
         self.daemon = Some(daemon);
     }
@@ -991,4 +997,34 @@ fn status_metrics_switchover_and_maintenance_through_the_cli() {
     assert!(answer.contains("no healthy peer took over"), "{answer}");
     assert!(lb1.holds(vip), "the VIP must survive a refused switchover");
     lb1.daemon().kill(Signal::Term).expect("stop lb1");
+}
+
+/// `--log-format json`: one JSON object per line; a transition carries its fields and the
+/// instance span's.
+#[test]
+fn json_logs_carry_the_transition_fields() {
+    let lab = Lab::builder("jsonlog").nodes(1).build().expect("lab");
+    let vip: IpAddr = "192.0.2.50".parse().unwrap();
+    let mut lb1 = Node::new(lab.node(1), &config("lb1", 150, "192.0.2.50/24", ""));
+    lb1.start_with(&["--log-format", "json"]);
+    let elected = wait_for(master_down(150) + SLACK, || lb1.holds(vip));
+    assert!(elected.is_some(), "no election\n{}", lb1.log());
+    lb1.daemon().kill(Signal::Term).expect("stop");
+    let _ = lb1.daemon().wait_timeout(Duration::from_secs(5));
+    let log = lb1.log();
+    let lines: Vec<serde_json::Value> = log
+        .lines()
+        .map(|line| serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")))
+        .collect();
+    let master = lines
+        .iter()
+        .find(|line| line["message"] == "transition" && line["to"] == "MASTER")
+        .unwrap_or_else(|| panic!("no transition to MASTER in\n{log}"));
+    assert_eq!(master["from"], "BACKUP");
+    assert_eq!(master["reason"], "master down interval expired");
+    assert_eq!(master["instance"], "web");
+    assert_eq!(master["vrid"], 51);
+    assert_eq!(master["iface"], "eth0");
+    assert_eq!(master["level"], "INFO");
+    assert!(master["timestamp"].is_string());
 }

@@ -33,7 +33,11 @@ enum Command {
     Check(ConfigFile),
     /// Validate the configuration and run the daemon until SIGTERM or SIGINT.
     #[command(after_help = EXIT_CODES)]
-    Run(ConfigFile),
+    Run(RunArgs),
+    /// Convert a keepalived.conf (and its includes) into vipkeeper TOML on stdout; what
+    /// could not be converted, and why, goes to stderr.
+    #[command(after_help = EXIT_CODES)]
+    ImportKeepalived(ImportArgs),
     /// Show the running daemon's instances, priorities, checks and hooks.
     #[command(after_help = EXIT_CODES)]
     Status(StatusArgs),
@@ -50,6 +54,21 @@ enum Command {
     /// Make the running daemon re-read its configuration (as SIGHUP does).
     #[command(after_help = EXIT_CODES)]
     Reload(Target),
+}
+
+#[derive(Args)]
+struct RunArgs {
+    #[command(flatten)]
+    file: ConfigFile,
+    /// Log lines as text (default) or as one JSON object per line.
+    #[arg(long, value_name = "FORMAT", default_value = "text", value_parser = ["text", "json"])]
+    log_format: String,
+}
+
+#[derive(Args)]
+struct ImportArgs {
+    /// The keepalived configuration, e.g. /etc/keepalived/keepalived.conf.
+    file: PathBuf,
 }
 
 /// Which daemon to talk to.
@@ -126,7 +145,8 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Check(file) => check(&file.config),
-        Command::Run(file) => run(&file.config),
+        Command::Run(args) => run(&args.file.config, &args.log_format),
+        Command::ImportKeepalived(args) => import_keepalived(&args.file),
         Command::Status(args) => control(&args.target, Request::Status, args.json),
         Command::Switchover(args) => control(
             &args.target,
@@ -214,16 +234,39 @@ fn check(path: &Path) -> Exit {
     Exit::Ok
 }
 
-fn run(path: &Path) -> Exit {
+fn run(path: &Path, log_format: &str) -> Exit {
     let Some(config) = load(path, "run") else {
         return Exit::ConfigError;
     };
-    vipkeeper::telemetry::init();
+    let format = if log_format == "json" {
+        vipkeeper::telemetry::LogFormat::Json
+    } else {
+        vipkeeper::telemetry::LogFormat::Text
+    };
+    vipkeeper::telemetry::init_with(format);
     match vipkeeper::daemon::run(config, path) {
         Ok(()) => Exit::Ok,
         Err(error) => {
             eprintln!("vipkeeper run: {}: {error}", path.display());
             Exit::RuntimeError
+        }
+    }
+}
+
+/// keepalived.conf → TOML on stdout, notes on stderr; exit 1 when nothing converts.
+fn import_keepalived(path: &Path) -> Exit {
+    match config::keepalived::import(path) {
+        Ok(import) => {
+            for note in &import.notes {
+                eprintln!("{note}");
+            }
+            use std::io::Write;
+            let _ = std::io::stdout().write_all(import.toml.as_bytes());
+            Exit::Ok
+        }
+        Err(error) => {
+            eprintln!("vipkeeper import-keepalived: {error}");
+            Exit::ConfigError
         }
     }
 }

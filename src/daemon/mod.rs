@@ -213,6 +213,8 @@ struct Daemon {
     events: UnboundedSender<Event>,
     /// Forwards the current health thread's results; replaced on reload.
     health_forward: Option<tokio::task::JoinHandle<()>>,
+    /// systemd's notify socket, when started by systemd with Type=notify.
+    systemd: Option<crate::systemd::SdNotify>,
 }
 
 impl Daemon {
@@ -447,6 +449,7 @@ impl Daemon {
             config_path,
             events: events_copy,
             health_forward: Some(health_forward),
+            systemd: crate::systemd::SdNotify::from_env(),
         };
         let now = now();
         for id in 0..daemon.instances.len() {
@@ -469,6 +472,14 @@ impl Daemon {
 
     async fn run(mut self, mut events: UnboundedReceiver<Event>) {
         let mut stopping = false;
+        self.notify_systemd(|sd, count| sd.ready(&format!("{count} instances running")));
+        // systemd's watchdog: pinged at half its interval, from the loop itself, so a
+        // stuck loop is what gets the daemon restarted.
+        let mut watchdog = crate::systemd::watchdog_interval().map(|interval| {
+            let mut ticker = tokio::time::interval(interval / 2);
+            ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            ticker
+        });
         // The metrics snapshot is refreshed once a second; `status` builds a fresh one.
         let mut publish = tokio::time::interval(Duration::from_secs(1));
         publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -502,6 +513,9 @@ impl Daemon {
                         instance.router.handle_timeout(now);
                     }
                 }
+                () = watchdog_tick(&mut watchdog) => {
+                    self.notify_systemd(|sd, _| sd.watchdog());
+                }
                 _ = publish.tick() => {
                     let status = self.status();
                     self.status.send_replace(status);
@@ -509,6 +523,7 @@ impl Daemon {
                 event = events.recv() => match event {
                     Some(Event::Stop { signal }) if !stopping => {
                         info!(signal, "stopping: Masters hand over before removing their VIPs");
+                        self.notify_systemd(|sd, _| sd.stopping());
                         stopping = true;
                         self.broadcast(Input::Shutdown);
                     }
@@ -525,6 +540,18 @@ impl Daemon {
             }
         }
         self.stop().await;
+    }
+
+    /// Tell systemd something, if it listens; a failure is logged, never fatal.
+    fn notify_systemd(
+        &self,
+        message: impl FnOnce(&crate::systemd::SdNotify, usize) -> std::io::Result<()>,
+    ) {
+        if let Some(sd) = &self.systemd {
+            if let Err(error) = message(sd, self.instances.len()) {
+                warn!(%error, socket = %sd.address(), "cannot notify systemd");
+            }
+        }
     }
 
     fn broadcast(&mut self, input: Input) {
@@ -840,7 +867,16 @@ impl Daemon {
                 while let Some(action) = self.instances[id].router.poll_action() {
                     any = true;
                     let commands = self.group_commands(id, &action);
+                    let config = &self.instances[id].config;
+                    let span = tracing::info_span!(
+                        "instance",
+                        instance = %config.name,
+                        vrid = config.vrid,
+                        iface = %config.interface
+                    )
+                    .entered();
                     self.act(id, action);
+                    drop(span);
                     let now = now();
                     for (member, command) in commands {
                         self.instances[member]
@@ -1097,6 +1133,15 @@ fn hook_state(state: State) -> HookState {
         State::Backup => HookState::Backup,
         State::Fault => HookState::Fault,
         State::Initialize => HookState::Stop,
+    }
+}
+
+async fn watchdog_tick(ticker: &mut Option<tokio::time::Interval>) {
+    match ticker {
+        Some(ticker) => {
+            ticker.tick().await;
+        }
+        None => std::future::pending().await,
     }
 }
 

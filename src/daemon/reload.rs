@@ -36,6 +36,13 @@ pub fn link_up_now(interface: &str) -> bool {
 impl Daemon {
     /// Validate and apply the file at `config_path`; a summary, or why nothing changed.
     pub(super) fn reload(&mut self) -> Result<String, String> {
+        self.notify_systemd(|sd, _| sd.reloading());
+        let result = self.reload_file();
+        self.notify_systemd(|sd, count| sd.ready(&format!("{count} instances running")));
+        result
+    }
+
+    fn reload_file(&mut self) -> Result<String, String> {
         let new = match config::load(&self.config_path) {
             Ok(new) => new,
             Err(errors) => {

@@ -57,7 +57,16 @@ const KILL_WAIT: Duration = Duration::from_secs(1);
 pub(crate) const DRAIN_GRACE: Duration = Duration::from_millis(50);
 /// Removed from the command's environment, as keepalived does: the daemon's own loader
 /// settings and field separator must not leak into operator scripts.
-const SCRUBBED_ENV: [&str; 3] = ["LD_PRELOAD", "LD_LIBRARY_PATH", "IFS"];
+/// keepalived's three, plus systemd's notify variables: a hook must not be able to tell
+/// systemd the daemon is ready or alive.
+const SCRUBBED_ENV: [&str; 6] = [
+    "LD_PRELOAD",
+    "LD_LIBRARY_PATH",
+    "IFS",
+    "NOTIFY_SOCKET",
+    "WATCHDOG_USEC",
+    "WATCHDOG_PID",
+];
 
 /// Runs the command once and tells how it ended. See the module documentation.
 pub async fn probe(settings: &ExecSettings, timeout: Duration) -> ProbeOutcome {
