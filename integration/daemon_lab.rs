@@ -1028,3 +1028,44 @@ fn json_logs_carry_the_transition_fields() {
     assert_eq!(master["level"], "INFO");
     assert!(master["timestamp"].is_string());
 }
+
+/// Under systemd (Type=notify): READY=1 once running, RELOADING=1 then READY=1 around a
+/// SIGHUP, STOPPING=1 on SIGTERM, read from a notify socket the test provides.
+#[test]
+fn systemd_hears_ready_reloading_and_stopping() {
+    use std::os::unix::net::UnixDatagram;
+    let lab = Lab::builder("sdnotify").nodes(1).build().expect("lab");
+    let vip: IpAddr = "192.0.2.50".parse().unwrap();
+    let host = lab.node(1);
+    // Bound through the node's root: the socket lives in the node's private /run.
+    let socket =
+        UnixDatagram::bind(host.root_path(Path::new("/run/notify.sock"))).expect("notify socket");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let mut lb1 = Node::new(host, &config("lb1", 150, "192.0.2.50/24", ""));
+    lb1.daemon = Some(
+        host.spawn(
+            &[BIN, "run", "-c", CONFIG],
+            &[("NOTIFY_SOCKET", "/run/notify.sock")],
+        )
+        .expect("vipkeeper"),
+    );
+    let mut next = || {
+        let mut buffer = [0u8; 4096];
+        let length = socket.recv(&mut buffer).expect("a notify message");
+        String::from_utf8_lossy(&buffer[..length]).into_owned()
+    };
+    let ready = next();
+    assert!(ready.contains("READY=1"), "{ready}");
+    let elected = wait_for(master_down(150) + SLACK, || lb1.holds(vip));
+    assert!(elected.is_some(), "{}", lb1.log());
+    lb1.daemon().kill(Signal::Hup).expect("SIGHUP");
+    let reloading = next();
+    assert!(reloading.contains("RELOADING=1"), "{reloading}");
+    let ready = next();
+    assert!(ready.contains("READY=1"), "{ready}");
+    lb1.daemon().kill(Signal::Term).expect("SIGTERM");
+    let stopping = next();
+    assert!(stopping.contains("STOPPING=1"), "{stopping}");
+}
