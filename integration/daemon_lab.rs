@@ -1051,7 +1051,7 @@ fn systemd_hears_ready_reloading_and_stopping() {
         )
         .expect("vipkeeper"),
     );
-    let mut next = || {
+    let next = || {
         let mut buffer = [0u8; 4096];
         let length = socket.recv(&mut buffer).expect("a notify message");
         String::from_utf8_lossy(&buffer[..length]).into_owned()
