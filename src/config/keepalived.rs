@@ -1032,15 +1032,27 @@ impl Converter {
                 ),
             );
         }
+        self.add_check(raw_name, node, lines, (weight, reverse), CheckKind::Script);
+    }
+
+    /// Register a converted check under a TOML-safe name derived from keepalived's.
+    fn add_check(
+        &mut self,
+        raw_name: &str,
+        node: &Node,
+        lines: Vec<String>,
+        (weight, reverse): (i64, bool),
+        kind: CheckKind,
+    ) {
         let name = self.check_name(raw_name, &node.loc);
-        self.check_names.insert(raw_name.clone(), name.clone());
+        self.check_names.insert(raw_name.to_owned(), name.clone());
         self.checks.insert(
             name,
             CheckOut {
                 lines,
                 weight,
                 reverse,
-                kind: CheckKind::Script,
+                kind,
                 origin: node.loc.clone(),
             },
         );
@@ -1109,18 +1121,7 @@ impl Converter {
             "type = \"process\"".to_owned(),
             format!("name = {}", quote(&comm)),
         ];
-        let name = self.check_name(raw_name, &node.loc);
-        self.check_names.insert(raw_name.clone(), name.clone());
-        self.checks.insert(
-            name,
-            CheckOut {
-                lines,
-                weight,
-                reverse,
-                kind: CheckKind::Process,
-                origin: node.loc.clone(),
-            },
-        );
+        self.add_check(raw_name, node, lines, (weight, reverse), CheckKind::Process);
     }
 
     fn track_file_def(&mut self, node: &Node) {
@@ -1160,18 +1161,7 @@ impl Converter {
             "type = \"file\"".to_owned(),
             format!("path = {}", quote(&path)),
         ];
-        let name = self.check_name(raw_name, &node.loc);
-        self.check_names.insert(raw_name.clone(), name.clone());
-        self.checks.insert(
-            name,
-            CheckOut {
-                lines,
-                weight,
-                reverse,
-                kind: CheckKind::File,
-                origin: node.loc.clone(),
-            },
-        );
+        self.add_check(raw_name, node, lines, (weight, reverse), CheckKind::File);
     }
 
     /// `weight W [reverse]` on a definition or a track line, clamped to keepalived's range.

@@ -145,12 +145,7 @@ impl Daemon {
                     },
                     tracks,
                     master_address: instance.router.master_address(),
-                    vips: instance
-                        .config
-                        .vips
-                        .iter()
-                        .map(ToString::to_string)
-                        .collect(),
+                    vips: instance.vip_strings(),
                     holds_vips: instance.holds_vips,
                     last_transition: instance.last_transition.clone(),
                     held_back: instance.router.held_back(now),

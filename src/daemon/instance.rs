@@ -92,6 +92,11 @@ impl InstanceRuntime {
         }
     }
 
+    /// The VIPs as `address/prefix` strings, for hooks and status.
+    pub fn vip_strings(&self) -> Vec<String> {
+        self.config.vips.iter().map(ToString::to_string).collect()
+    }
+
     pub fn is_unicast(&self) -> bool {
         !self.config.unicast_peers.is_empty()
     }

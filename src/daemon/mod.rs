@@ -133,6 +133,36 @@ fn start_health(
     }))
 }
 
+/// The sync groups of `config` over the running (not retired) instances, keeping the
+/// state hooks last saw of groups that already existed.
+fn build_groups(
+    config: &Config,
+    instances: &[InstanceRuntime],
+    previous: &[GroupRuntime],
+) -> Vec<GroupRuntime> {
+    config
+        .groups
+        .iter()
+        .map(|group| GroupRuntime {
+            name: group.name.clone(),
+            members: group
+                .instances
+                .iter()
+                .filter_map(|name| {
+                    instances
+                        .iter()
+                        .position(|i| !i.retired && &i.config.name == name)
+                })
+                .collect(),
+            notify: std::sync::Arc::new(group.notify.clone()),
+            state: previous
+                .iter()
+                .find(|old| old.name == group.name)
+                .and_then(|old| old.state),
+        })
+        .collect()
+}
+
 /// A sync group at run time.
 struct GroupRuntime {
     name: String,
@@ -336,24 +366,7 @@ impl Daemon {
             };
             check.tracker.record(&outcome);
         }
-        let groups: Vec<GroupRuntime> = config
-            .groups
-            .iter()
-            .map(|group| GroupRuntime {
-                name: group.name.clone(),
-                members: group
-                    .instances
-                    .iter()
-                    .filter_map(|name| {
-                        instances
-                            .iter()
-                            .position(|i: &InstanceRuntime| &i.config.name == name)
-                    })
-                    .collect(),
-                notify: std::sync::Arc::new(group.notify.clone()),
-                state: None,
-            })
-            .collect();
+        let groups = build_groups(&config_copy, &instances, &[]);
         let (reports_tx, mut reports_rx) = mpsc::unbounded_channel::<HookReport>();
         let notifier = Rc::new(Notifier::start(reports_tx).map_err(DaemonError::Health)?);
         let forward = events.clone();
@@ -1065,12 +1078,7 @@ impl Daemon {
                         state: hook_state(to),
                         prev_state: from.to_string(),
                         priority,
-                        vips: instance
-                            .config
-                            .vips
-                            .iter()
-                            .map(ToString::to_string)
-                            .collect(),
+                        vips: instance.vip_strings(),
                         reason: reason.to_string(),
                     };
                     queue(VipCommand::Notify(

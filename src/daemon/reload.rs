@@ -16,7 +16,7 @@ use tracing::{info, warn};
 
 use super::instance::{InstanceRuntime, InstanceTrack};
 use super::vip_worker::VipCommand;
-use super::{CheckRuntime, Daemon, GroupRuntime, SocketEntry};
+use super::{CheckRuntime, Daemon, SocketEntry};
 use crate::config::diff::{diff, InstanceChange};
 use crate::config::{self, CheckKind, Config};
 use crate::health::tracker::Tracker;
@@ -218,33 +218,7 @@ impl Daemon {
                 .collect();
             self.instances[id].tracks = tracks;
         }
-        let previous: Vec<(String, Option<crate::vrrp::State>)> = self
-            .groups
-            .iter()
-            .map(|g| (g.name.clone(), g.state))
-            .collect();
-        self.groups = self
-            .config
-            .groups
-            .iter()
-            .map(|group| GroupRuntime {
-                name: group.name.clone(),
-                members: group
-                    .instances
-                    .iter()
-                    .filter_map(|name| {
-                        self.instances
-                            .iter()
-                            .position(|i| !i.retired && &i.config.name == name)
-                    })
-                    .collect(),
-                notify: Arc::new(group.notify.clone()),
-                state: previous
-                    .iter()
-                    .find(|(name, _)| name == &group.name)
-                    .and_then(|(_, state)| *state),
-            })
-            .collect();
+        self.groups = super::build_groups(&self.config, &self.instances, &self.groups);
     }
 
     /// Open (or reuse) the socket and start a new instance, as at start-up.
