@@ -158,6 +158,39 @@ fn client_sees(lab: &Lab, vip: IpAddr) -> Option<String> {
     words.next().map(str::to_owned)
 }
 
+/// Pings `vip` from the client every 10 ms, `count` times; returns (sent, answered).
+fn client_every_10ms(lab: &Lab, vip: IpAddr, count: u32) -> (u32, u32) {
+    let count_arg = count.to_string();
+    let target = vip.to_string();
+    let output = lab
+        .client()
+        .run(
+            &[
+                "ping", "-n", "-q", "-i", "0.01", "-W", "1", "-c", &count_arg, &target,
+            ],
+            Duration::from_millis(u64::from(count) * 10) + Duration::from_secs(5),
+        )
+        .expect("client ping loop");
+    let summary = String::from_utf8_lossy(&output.stdout);
+    // "300 packets transmitted, 300 received, 0% packet loss, time 3004ms"
+    let number_before = |word: &str| -> u32 {
+        summary
+            .lines()
+            .find(|line| line.contains("packets transmitted"))
+            .and_then(|line| {
+                line.split(", ")
+                    .find(|part| part.ends_with(word))
+                    .and_then(|part| part.split_whitespace().next())
+                    .and_then(|n| n.parse().ok())
+            })
+            .unwrap_or_else(|| panic!("no ping summary in {summary:?}"))
+    };
+    (
+        number_before("packets transmitted"),
+        number_before("received"),
+    )
+}
+
 fn explain(lab: &Lab, nodes: &[&Node]) -> String {
     let logs: Vec<String> = nodes
         .iter()
@@ -785,12 +818,24 @@ fn reload_applies_changes_live_and_refuses_an_invalid_file() {
     lab.node(1)
         .write_file(Path::new(CONFIG), added.as_bytes())
         .expect("new config");
-    lb1.daemon().kill(Signal::Hup).expect("SIGHUP");
-    let mut kept = true;
-    let applied = wait_for(Duration::from_secs(3), || {
-        kept &= lb1.holds(vip);
-        lb1.holds(second)
+    // A client asks the VIP every 10 ms across the reload: every request is answered.
+    let (applied, kept, (sent, answered)) = std::thread::scope(|scope| {
+        let client = scope.spawn(|| client_every_10ms(&lab, vip, 300));
+        std::thread::sleep(Duration::from_millis(500));
+        lb1.daemon().kill(Signal::Hup).expect("SIGHUP");
+        let mut kept = true;
+        let applied = wait_for(Duration::from_secs(2), || {
+            kept &= lb1.holds(vip);
+            lb1.holds(second)
+        });
+        (applied, kept, client.join().expect("client thread"))
     });
+    assert_eq!(
+        (sent, answered),
+        (300, 300),
+        "requests to the unchanged VIP were lost during the reload\n{}",
+        lb1.log()
+    );
     assert!(
         applied.is_some(),
         "the new VIP did not appear\n{}",
