@@ -317,6 +317,10 @@ pub enum Problem {
     AuthWithV3,
     #[error("auth_pass must be 1..8 bytes (the VRRPv2 Authentication Data field), got {0}")]
     AuthLength(usize),
+    #[error("set auth_pass or auth_pass_file, not both")]
+    AuthTwice,
+    #[error("cannot read the password file {path}: {reason}")]
+    AuthFileUnreadable { path: String, reason: String },
     #[error("v3_checksum_as_v2 applies only to version 3")]
     ChecksumWithV2,
     #[error(
@@ -363,6 +367,8 @@ pub enum Warning {
     FastPreemptWithoutPreempt,
     /// The address owner becomes Master at once (RFC 5798 §6.4.1); nothing delays it.
     PreemptDelayOnOwner,
+    /// A password inline is read by whoever reads the config (and its backups).
+    InlineAuthPass,
 }
 
 impl fmt::Display for Warning {
@@ -391,6 +397,10 @@ impl fmt::Display for Warning {
                 f,
                 "{address} is reachable beyond this machine: anyone there can read the \
                  cluster's state; keep metrics on loopback or firewall the port"
+            ),
+            Warning::InlineAuthPass => f.write_str(
+                "the password is inline: whoever can read this file reads it; prefer \
+                 auth_pass_file pointing at a file only root can read",
             ),
             Warning::SingleMemberGroup => {
                 f.write_str("a group of one instance does nothing (keepalived warns the same)")

@@ -204,6 +204,8 @@ pub struct FileInstance {
     pub unicast_peers: Option<Spanned<Vec<Spanned<String>>>>,
     pub vips: Option<Spanned<Vec<Spanned<FileVip>>>>,
     pub auth_pass: Option<Spanned<String>>,
+    /// The same password read from a file (first line), so the config can stay world-readable.
+    pub auth_pass_file: Option<Spanned<String>>,
     pub v3_checksum_as_v2: Option<Spanned<bool>>,
     pub track: Option<Spanned<Vec<Spanned<FileTrack>>>>,
     /// The peer's configured priority, for `check` to explain the election.

@@ -15,6 +15,7 @@ mod error;
 mod file;
 pub mod keepalived;
 mod names;
+pub mod secret;
 mod source;
 mod validate;
 

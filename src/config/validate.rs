@@ -6,7 +6,7 @@
 //! All problems are collected, not just the first. Must not open sockets, ask the kernel
 //! about interfaces or run any VRRP logic: it describes what to run, the daemon runs it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 mod checks;
 mod groups;
@@ -24,6 +24,7 @@ use super::duration;
 use super::error::{ConfigError, ConfigErrors, Diagnostic, Problem, Warning};
 use super::file::{FileConfig, FileDuration, FileGlobal, FileInstance, FileVip};
 use super::names::{self, NameError};
+use super::secret::read_secret_file;
 use super::source::Source;
 use crate::vrrp::packet::{Auth, ChecksumMode};
 use crate::vrrp::{Centis, Family, Timers, Version, OWNER_PRIORITY};
@@ -609,7 +610,7 @@ impl Checker<'_> {
                 self.error(setting.span(), key("preempt"), Problem::OwnerWithoutPreempt);
             }
         }
-        let auth = self.auth(file.auth_pass.as_ref(), version, key("auth_pass"));
+        let auth = self.auth(&file, version, &key);
         let checksum_mode = self.checksum_mode(&file, version, family, key("v3_checksum_as_v2"));
         self.preempt_warnings(&file, preempt, priority, preempt_delay, &key);
         let tracks = self.tracks(file.track.as_ref(), checks, &format!("instance[{index}]"));
@@ -1066,16 +1067,48 @@ impl Checker<'_> {
         (!mixed).then_some(family)
     }
 
+    /// The VRRPv2 password, inline (`auth_pass`, warned) or from `auth_pass_file`. The file
+    /// is read here so `check` and a reload report a missing or bad file before it matters.
     fn auth(
         &mut self,
-        setting: Option<&Spanned<String>>,
+        file: &FileInstance,
         version: Option<Version>,
-        key: String,
+        key: &dyn Fn(&str) -> String,
     ) -> Option<Auth> {
-        let Some(setting) = setting else {
-            return Some(Auth::None);
+        let (setting, key, password) = match (&file.auth_pass, &file.auth_pass_file) {
+            (None, None) => return Some(Auth::None),
+            (Some(_), Some(path)) => {
+                self.error(path.span(), key("auth_pass_file"), Problem::AuthTwice);
+                return None;
+            }
+            (Some(inline), None) => {
+                self.warn(inline.span(), key("auth_pass"), Warning::InlineAuthPass);
+                (
+                    inline,
+                    key("auth_pass"),
+                    inline.get_ref().as_bytes().to_vec(),
+                )
+            }
+            (None, Some(path)) => {
+                let key = key("auth_pass_file");
+                let path_text = path.get_ref();
+                if !Path::new(path_text).is_absolute() {
+                    self.error(path.span(), key, Problem::NotAbsolute(path_text.clone()));
+                    return None;
+                }
+                match read_secret_file(Path::new(path_text)) {
+                    Ok(password) => (path, key, password),
+                    Err(error) => {
+                        let problem = Problem::AuthFileUnreadable {
+                            path: path_text.clone(),
+                            reason: error.to_string(),
+                        };
+                        self.error(path.span(), key, problem);
+                        return None;
+                    }
+                }
+            }
         };
-        let password = setting.get_ref().as_bytes();
         if version == Some(Version::V3) {
             self.error(setting.span(), key, Problem::AuthWithV3);
             return None;
@@ -1085,7 +1118,7 @@ impl Checker<'_> {
             self.error(setting.span(), key, Problem::AuthLength(password.len()));
             return None;
         }
-        field[..password.len()].copy_from_slice(password);
+        field[..password.len()].copy_from_slice(&password);
         Some(Auth::SimplePassword(field))
     }
 
@@ -1212,6 +1245,53 @@ vips = ["192.0.2.50"]
         assert_eq!(instance.auth, Auth::SimplePassword(*b"abc\0\0\0\0\0"));
         assert_eq!(instance.advert_interval, Centis::from_seconds(3));
         assert_eq!(instance.version, Version::V2);
+    }
+
+    #[test]
+    fn an_inline_password_is_accepted_with_a_warning() {
+        let text = MINIMAL.replace("vrid = 51", "vrid = 51\nversion = 2\nauth_pass = \"abc\"");
+        let config = parse(&text);
+        let warnings: Vec<&Warning> = config.warnings.iter().map(|d| &d.warning).collect();
+        assert_eq!(warnings, [&Warning::InlineAuthPass]);
+        assert_eq!(config.warnings[0].key, "instance[0].auth_pass");
+    }
+
+    #[test]
+    fn the_password_file_gives_the_same_field_without_its_newline() {
+        let path = std::env::temp_dir().join(format!("vipkeeper-auth-{}", std::process::id()));
+        std::fs::write(&path, "abc\n").unwrap();
+        let setting = format!(
+            "vrid = 51\nversion = 2\nauth_pass_file = {:?}",
+            path.display()
+        );
+        let config = parse(&MINIMAL.replace("vrid = 51", &setting));
+        std::fs::remove_file(&path).unwrap();
+        assert_eq!(
+            config.instances[0].auth,
+            Auth::SimplePassword(*b"abc\0\0\0\0\0")
+        );
+        assert!(config.warnings.is_empty(), "{:?}", config.warnings);
+    }
+
+    #[test]
+    fn a_password_file_that_is_missing_twice_set_or_relative_is_an_error() {
+        let missing = "vrid = 51\nversion = 2\nauth_pass_file = \"/nonexistent/vrrp.pass\"";
+        let unreadable = problems(&MINIMAL.replace("vrid = 51", missing));
+        assert!(
+            matches!(&unreadable[..], [Problem::AuthFileUnreadable { path, .. }]
+                if path == "/nonexistent/vrrp.pass"),
+            "{unreadable:?}"
+        );
+        let twice = "vrid = 51\nversion = 2\nauth_pass = \"a\"\nauth_pass_file = \"/x\"";
+        assert_eq!(
+            problems(&MINIMAL.replace("vrid = 51", twice)),
+            [Problem::AuthTwice]
+        );
+        let relative = "vrid = 51\nversion = 2\nauth_pass_file = \"vrrp.pass\"";
+        assert_eq!(
+            problems(&MINIMAL.replace("vrid = 51", relative)),
+            [Problem::NotAbsolute("vrrp.pass".into())]
+        );
     }
 
     #[test]

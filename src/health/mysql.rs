@@ -41,7 +41,7 @@
 use std::fmt;
 use std::io;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::Duration;
 
 use sha1::{Digest, Sha1};
@@ -90,18 +90,8 @@ pub async fn probe(settings: &MysqlSettings, timeout: Duration) -> ProbeOutcome 
     }
 }
 
-/// The password file's content minus one trailing newline (`\n` or `\r\n`), as bytes: a
-/// password need not be UTF-8.
-pub fn read_password_file(path: &Path) -> io::Result<Vec<u8>> {
-    let mut password = std::fs::read(path)?;
-    if password.last() == Some(&b'\n') {
-        password.pop();
-        if password.last() == Some(&b'\r') {
-            password.pop();
-        }
-    }
-    Ok(password)
-}
+/// The password file's content minus one trailing newline (the rule of every secret file).
+pub use crate::config::secret::read_secret_file as read_password_file;
 
 // ===== errors =====
 
