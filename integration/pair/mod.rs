@@ -363,13 +363,13 @@ pub struct Transition {
     pub reason: String,
 }
 
-/// The `transition` lines of a vipkeeper log:
-/// `2025-01-01T12:00:00.123456Z  INFO transition instance=web ... from=BACKUP to=MASTER reason=...`
+/// The `transition` lines of a vipkeeper log (the instance's span before the message):
+/// `2025-01-01T12:00:00.123456Z  INFO instance{...}: transition instance=web ... from=BACKUP to=MASTER reason=...`
 pub fn transitions(node: &'static str, log: &str) -> Vec<Transition> {
     log.lines()
-        .filter(|line| line.split_whitespace().nth(2) == Some("transition"))
         .filter_map(|line| {
-            let at = parse_rfc3339(line.split_whitespace().next()?)?;
+            let (at, message) = timed_message(line)?;
+            let line = message.strip_prefix("transition ")?;
             let field = |key: &str| {
                 line.split_whitespace()
                     .find_map(|word| word.strip_prefix(key))
@@ -395,13 +395,32 @@ pub fn transitions(node: &'static str, log: &str) -> Vec<Transition> {
 pub fn log_events(log: &str, message: &str) -> Vec<(i64, String)> {
     log.lines()
         .filter_map(|line| {
-            let mut words = line.split_whitespace();
-            let at = parse_rfc3339(words.next()?)?;
-            let _level = words.next()?;
-            let rest = words.collect::<Vec<_>>().join(" ");
-            rest.starts_with(message).then_some((at, rest))
+            let (at, rest) = timed_message(line)?;
+            rest.starts_with(message).then(|| (at, rest.to_owned()))
         })
         .collect()
+}
+
+/// The time (µs) and the message of one text log line, past the level and any spans:
+/// `2025-01-01T12:00:00.1Z  INFO instance{instance=web vrid=51 iface=eth0}: transition ...`
+/// gives `transition ...`.
+pub fn timed_message(line: &str) -> Option<(i64, &str)> {
+    let line = line.trim_start();
+    let (stamp, rest) = line.split_once(char::is_whitespace)?;
+    let at = parse_rfc3339(stamp)?;
+    let (_level, mut rest) = rest.trim_start().split_once(char::is_whitespace)?;
+    rest = rest.trim_start();
+    // Spans: `name{fields}:` (nested ones are joined by `:`), before the message.
+    while let Some((span, after)) = rest.split_once("}: ") {
+        let is_span = span
+            .split_once('{')
+            .is_some_and(|(name, _)| !name.is_empty() && !name.contains(char::is_whitespace));
+        if !is_span {
+            break;
+        }
+        rest = after.trim_start();
+    }
+    Some((at, rest))
 }
 
 /// `YYYY-MM-DDTHH:MM:SS[.frac]Z` to microseconds since the epoch.
