@@ -19,8 +19,11 @@ pub struct Counters {
     pub adverts_sent: u64,
     pub adverts_received: u64,
     pub send_failures: u64,
-    /// Dropped received packets by reason.
+    /// Dropped received packets by reason, all of them (the stop summary).
     pub dropped: BTreeMap<&'static str, u64>,
+    /// The part of `dropped` that matched no instance (unknown VRID, unreadable, malformed
+    /// beyond the VRID byte); instances count their own drops.
+    pub unmatched: BTreeMap<&'static str, u64>,
 }
 
 impl Counters {

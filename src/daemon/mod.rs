@@ -615,10 +615,11 @@ impl Daemon {
                 src,
                 dst,
                 ttl,
+                wire_vrid,
                 result,
-            } => self.receive(socket, src, dst, ttl, result, now),
+            } => self.receive(socket, src, dst, ttl, wire_vrid, result, now),
             Event::Unreadable { socket, error } => {
-                self.counters.drop(counters::UNREADABLE);
+                self.count_drop(None, counters::UNREADABLE);
                 let entry = &self.sockets[socket];
                 debug!(iface = %entry.interface, %error, "unreadable packet dropped");
             }
@@ -690,30 +691,54 @@ impl Daemon {
         }
     }
 
+    /// The running instance on `socket` with `vrid`, if any.
+    fn instance_for(&self, socket: SocketId, vrid: u8) -> Option<InstanceId> {
+        self.instances.iter().position(|instance| {
+            !instance.retired && instance.socket == socket && instance.config.vrid == vrid
+        })
+    }
+
+    /// Counts a dropped received packet: daemon-wide, and on its instance when we know it
+    /// (status and metrics show per-instance counts, and the unmatched ones apart).
+    fn count_drop(&mut self, instance: Option<InstanceId>, reason: &'static str) {
+        self.counters.drop(reason);
+        match instance {
+            Some(id) => {
+                *self.instances[id]
+                    .counters
+                    .dropped
+                    .entry(reason.to_owned())
+                    .or_default() += 1;
+            }
+            None => *self.counters.unmatched.entry(reason).or_default() += 1,
+        }
+    }
+
     /// RFC 5798 §7.1 checks that need the socket's view (TTL, destination, unicast
     /// source), then the router's own.
+    #[allow(clippy::too_many_arguments)]
     fn receive(
         &mut self,
         socket: SocketId,
         src: IpAddr,
         dst: IpAddr,
         ttl: u8,
+        wire_vrid: Option<u8>,
         result: Result<packet::Advertisement, packet::DecodeError>,
         now: Instant,
     ) {
         let adv = match result {
             Ok(adv) => adv,
             Err(error) => {
-                self.counters.drop(error.kind());
+                let id = wire_vrid.and_then(|vrid| self.instance_for(socket, vrid));
+                self.count_drop(id, error.kind());
                 debug!(from = %src, %error, "malformed VRRP packet dropped");
                 return;
             }
         };
         self.counters.adverts_received += 1;
-        let Some(id) = self.instances.iter().position(|instance| {
-            !instance.retired && instance.socket == socket && instance.config.vrid == adv.vrid
-        }) else {
-            self.counters.drop(counters::UNKNOWN_VRID);
+        let Some(id) = self.instance_for(socket, adv.vrid) else {
+            self.count_drop(None, counters::UNKNOWN_VRID);
             debug!(from = %src, vrid = adv.vrid, "advert for a VRID not configured here");
             return;
         };
@@ -722,28 +747,27 @@ impl Daemon {
         if adv.priority == 0 {
             instance.counters.priority_zero_received += 1;
         }
-        if instance.is_unicast() {
+        let refused = if instance.is_unicast() {
             // keepalived's check_unicast_src: only listed peers; TTL is not checked in
             // unicast mode (peers may be routed), and multicast adverts are not ours.
-            if !instance.config.unicast_peers.contains(&src) || dst.is_multicast() {
-                self.counters.drop(counters::UNLISTED_PEER);
-                debug!(instance = %instance.config.name, from = %src, %dst,
-                    "advert from an unlisted peer or to a group dropped");
-                return;
-            }
-        } else if ttl != 255 || !dst.is_multicast() {
-            // RFC 5798 §7.1: "MUST verify that the IPvX TTL/HL is 255"; a multicast
-            // instance also rejects unicast adverts (keepalived).
-            let reason = if ttl != 255 {
-                counters::TTL_NOT_255
-            } else {
-                counters::NOT_TO_GROUP
-            };
-            self.counters.drop(reason);
-            debug!(instance = %instance.config.name, from = %src, ttl, %dst,
-                "advert with a TTL other than 255 or not to the group dropped");
+            let listed = instance.config.unicast_peers.contains(&src);
+            (!listed || dst.is_multicast()).then_some(counters::UNLISTED_PEER)
+        } else if ttl != 255 {
+            // RFC 5798 §7.1: "MUST verify that the IPvX TTL/HL is 255".
+            Some(counters::TTL_NOT_255)
+        } else if !dst.is_multicast() {
+            // A multicast instance also rejects unicast adverts (keepalived).
+            Some(counters::NOT_TO_GROUP)
+        } else {
+            None
+        };
+        if let Some(reason) = refused {
+            self.count_drop(Some(id), reason);
+            let name = &self.instances[id].config.name;
+            debug!(instance = %name, from = %src, ttl, %dst, reason, "advert dropped");
             return;
         }
+        let instance = &mut self.instances[id];
         instance.router.handle(Input::Advert { src, adv }, now);
     }
 
