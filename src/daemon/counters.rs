@@ -4,6 +4,7 @@
 //! (the codec's `DecodeError::kind`, the router's `DiscardReason::kind`, or one of the
 //! socket-level checks below), never fatal. Status and metrics read them; today the loop
 //! logs a summary when it stops.
+//! Rate-limited warnings about drops are `drop_log`'s.
 
 use std::collections::BTreeMap;
 

@@ -17,6 +17,7 @@
 pub mod announcer;
 mod control;
 pub mod counters;
+mod drop_log;
 pub mod event;
 pub mod instance;
 mod reload;
@@ -36,6 +37,7 @@ use tracing::{debug, error, info, warn};
 
 use self::announcer::AnnounceCommand;
 use self::counters::Counters;
+use self::drop_log::DropLog;
 use self::event::{Event, InstanceId, SocketId};
 use self::instance::{InstanceRuntime, InstanceTrack};
 use self::vip_worker::VipCommand;
@@ -223,6 +225,8 @@ struct Daemon {
     vip_commands: UnboundedSender<VipCommand>,
     vip_worker: tokio::task::JoinHandle<()>,
     counters: Counters,
+    /// Rate-limits the warnings about dropped packets (the counts are in `counters`).
+    drop_log: DropLog,
     checks: Vec<CheckRuntime>,
     groups: Vec<GroupRuntime>,
     /// Shared with the VIP worker, which starts hooks in queue order.
@@ -448,6 +452,7 @@ impl Daemon {
             vip_commands: vip_tx,
             vip_worker,
             counters: Counters::default(),
+            drop_log: DropLog::default(),
             checks,
             groups,
             notifier,
@@ -530,6 +535,10 @@ impl Daemon {
                     self.notify_systemd(|sd, _| sd.watchdog());
                 }
                 _ = publish.tick() => {
+                    // The tail of an attack is reported even if no further packet comes.
+                    for summary in self.drop_log.flush(now()) {
+                        warn_dropped(&summary);
+                    }
                     let status = self.status();
                     self.status.send_replace(status);
                 }
@@ -619,7 +628,7 @@ impl Daemon {
                 result,
             } => self.receive(socket, src, dst, ttl, wire_vrid, result, now),
             Event::Unreadable { socket, error } => {
-                self.count_drop(None, counters::UNREADABLE);
+                self.count_drop(None, counters::UNREADABLE, now);
                 let entry = &self.sockets[socket];
                 debug!(iface = %entry.interface, %error, "unreadable packet dropped");
             }
@@ -698,9 +707,10 @@ impl Daemon {
         })
     }
 
-    /// Counts a dropped received packet: daemon-wide, and on its instance when we know it
-    /// (status and metrics show per-instance counts, and the unmatched ones apart).
-    fn count_drop(&mut self, instance: Option<InstanceId>, reason: &'static str) {
+    /// Counts a dropped received packet: daemon-wide, on its instance when we know it
+    /// (status and metrics show per-instance counts, and the unmatched ones apart), and in
+    /// the rate-limited warning.
+    fn count_drop(&mut self, instance: Option<InstanceId>, reason: &'static str, now: Instant) {
         self.counters.drop(reason);
         match instance {
             Some(id) => {
@@ -711,6 +721,9 @@ impl Daemon {
                     .or_default() += 1;
             }
             None => *self.counters.unmatched.entry(reason).or_default() += 1,
+        }
+        if let Some(summary) = self.drop_log.record(reason, now) {
+            warn_dropped(&summary);
         }
     }
 
@@ -731,14 +744,14 @@ impl Daemon {
             Ok(adv) => adv,
             Err(error) => {
                 let id = wire_vrid.and_then(|vrid| self.instance_for(socket, vrid));
-                self.count_drop(id, error.kind());
+                self.count_drop(id, error.kind(), now);
                 debug!(from = %src, %error, "malformed VRRP packet dropped");
                 return;
             }
         };
         self.counters.adverts_received += 1;
         let Some(id) = self.instance_for(socket, adv.vrid) else {
-            self.count_drop(None, counters::UNKNOWN_VRID);
+            self.count_drop(None, counters::UNKNOWN_VRID, now);
             debug!(from = %src, vrid = adv.vrid, "advert for a VRID not configured here");
             return;
         };
@@ -762,7 +775,7 @@ impl Daemon {
             None
         };
         if let Some(reason) = refused {
-            self.count_drop(Some(id), reason);
+            self.count_drop(Some(id), reason, now);
             let name = &self.instances[id].config.name;
             debug!(instance = %name, from = %src, ttl, %dst, reason, "advert dropped");
             return;
@@ -1004,6 +1017,7 @@ impl Daemon {
         let vip_commands = &self.vip_commands;
         let queue = |command| queue(vip_commands, command);
         let counters = &mut self.counters;
+        let drop_log = &mut self.drop_log;
         let instance = &mut self.instances[id];
         let name = &instance.config.name;
         match action {
@@ -1120,6 +1134,9 @@ impl Daemon {
                     .or_default() += 1;
                 // Routine while a lower Master runs and we wait to preempt.
                 if !matches!(reason, DiscardReason::LowerPriority { .. }) {
+                    if let Some(summary) = drop_log.record(reason.kind(), now()) {
+                        warn_dropped(&summary);
+                    }
                     debug!(instance = %name, %from, ?reason, "advert discarded");
                 }
             }
@@ -1219,4 +1236,15 @@ fn spawn_signals(events: UnboundedSender<Event>) -> Result<(), DaemonError> {
         }
     });
     Ok(())
+}
+
+/// The operator's line about dropped packets (rate-limited by `DropLog`); the per-packet
+/// detail stays at debug level.
+fn warn_dropped(summary: &drop_log::Summary) {
+    warn!(
+        reason = summary.reason,
+        count = summary.count,
+        period = ?drop_log::PERIOD,
+        "received VRRP packets dropped (at most one line per reason per period)"
+    );
 }
