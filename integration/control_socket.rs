@@ -195,6 +195,7 @@ fn sample_status() -> Status {
         }],
         hooks: vec![],
         reloads: Default::default(),
+        unmatched_dropped: Default::default(),
     }
 }
 

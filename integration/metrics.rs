@@ -483,6 +483,7 @@ fn snapshot() -> Status {
             failed: 1,
             last_error: Some("instance[0].vrid: 0 is not allowed".into()),
         },
+        unmatched_dropped: Default::default(),
     }
 }
 

@@ -455,6 +455,16 @@ fn render_instances(out: &mut Exposition, status: &Status) {
     }
 
     out.family(
+        "vipkeeper_unmatched_packets_dropped_total",
+        "counter",
+        "Received packets dropped before matching an instance (unknown_vrid, ...), by reason.",
+    );
+    for (reason, count) in &status.unmatched_dropped {
+        let name = "vipkeeper_unmatched_packets_dropped_total";
+        out.sample(name, &[("reason", reason.as_str())], *count);
+    }
+
+    out.family(
         "vipkeeper_advert_send_lateness_seconds",
         "histogram",
         "How late adverts were sent compared to their schedule.",
@@ -939,6 +949,16 @@ mod tests {
             "vipkeeper_adverts_dropped_total{iname=\"web\",intf=\"eth0\",vrid=\"51\",reason=\"own_advert\"} 9\n"
         ));
         assert!(!text.contains("keepalived_address_list_errors_total"));
+    }
+
+    #[test]
+    fn drops_matching_no_instance_have_a_family_of_their_own() {
+        let mut status = Status::default();
+        status.unmatched_dropped.insert("unknown_vrid".into(), 4);
+        let text = render(&status);
+        assert!(text.contains("# TYPE vipkeeper_unmatched_packets_dropped_total counter\n"));
+        assert!(text
+            .contains("\nvipkeeper_unmatched_packets_dropped_total{reason=\"unknown_vrid\"} 4\n"));
     }
 
     #[test]

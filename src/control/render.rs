@@ -544,6 +544,7 @@ mod tests {
                 succeeded: 2,
                 failed: 0,
             }],
+            unmatched_dropped: Default::default(),
             reloads: ReloadStatus {
                 succeeded: 3,
                 failed: 1,

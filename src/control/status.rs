@@ -24,6 +24,11 @@ pub struct Status {
     /// The last run of each hook (per owner, state and hook).
     pub hooks: Vec<HookStatus>,
     pub reloads: ReloadStatus,
+    /// Received packets dropped before they could be matched to an instance (a VRID not
+    /// configured here, unreadable or too short to name a VRID), by reason. Drops that
+    /// name one of our instances are in that instance's `counters.dropped`.
+    #[serde(default)]
+    pub unmatched_dropped: BTreeMap<String, u64>,
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]

@@ -202,6 +202,12 @@ impl Daemon {
             checks,
             hooks: self.hooks.values().cloned().collect(),
             reloads: self.reloads.clone(),
+            unmatched_dropped: self
+                .counters
+                .unmatched
+                .iter()
+                .map(|(reason, count)| ((*reason).to_owned(), *count))
+                .collect(),
         }
     }
 }

@@ -4,6 +4,7 @@
 //! (the codec's `DecodeError::kind`, the router's `DiscardReason::kind`, or one of the
 //! socket-level checks below), never fatal. Status and metrics read them; today the loop
 //! logs a summary when it stops.
+//! Rate-limited warnings about drops are `drop_log`'s.
 
 use std::collections::BTreeMap;
 
@@ -19,8 +20,11 @@ pub struct Counters {
     pub adverts_sent: u64,
     pub adverts_received: u64,
     pub send_failures: u64,
-    /// Dropped received packets by reason.
+    /// Dropped received packets by reason, all of them (the stop summary).
     pub dropped: BTreeMap<&'static str, u64>,
+    /// The part of `dropped` that matched no instance (unknown VRID, unreadable, malformed
+    /// beyond the VRID byte); instances count their own drops.
+    pub unmatched: BTreeMap<&'static str, u64>,
 }
 
 impl Counters {

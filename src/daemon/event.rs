@@ -21,6 +21,9 @@ pub enum Event {
         src: IpAddr,
         dst: IpAddr,
         ttl: u8,
+        /// Byte 1 of the message (the VRID field), read even when decoding failed, so a
+        /// malformed advert for one of our instances is counted on that instance.
+        wire_vrid: Option<u8>,
         result: Result<Advertisement, DecodeError>,
     },
     /// A packet arrived that could not be read as an IP packet (dropped, counted).

@@ -17,6 +17,7 @@
 pub mod announcer;
 mod control;
 pub mod counters;
+mod drop_log;
 pub mod event;
 pub mod instance;
 mod reload;
@@ -36,6 +37,7 @@ use tracing::{debug, error, info, warn};
 
 use self::announcer::AnnounceCommand;
 use self::counters::Counters;
+use self::drop_log::DropLog;
 use self::event::{Event, InstanceId, SocketId};
 use self::instance::{InstanceRuntime, InstanceTrack};
 use self::vip_worker::VipCommand;
@@ -223,6 +225,8 @@ struct Daemon {
     vip_commands: UnboundedSender<VipCommand>,
     vip_worker: tokio::task::JoinHandle<()>,
     counters: Counters,
+    /// Rate-limits the warnings about dropped packets (the counts are in `counters`).
+    drop_log: DropLog,
     checks: Vec<CheckRuntime>,
     groups: Vec<GroupRuntime>,
     /// Shared with the VIP worker, which starts hooks in queue order.
@@ -448,6 +452,7 @@ impl Daemon {
             vip_commands: vip_tx,
             vip_worker,
             counters: Counters::default(),
+            drop_log: DropLog::default(),
             checks,
             groups,
             notifier,
@@ -530,6 +535,10 @@ impl Daemon {
                     self.notify_systemd(|sd, _| sd.watchdog());
                 }
                 _ = publish.tick() => {
+                    // The tail of an attack is reported even if no further packet comes.
+                    for summary in self.drop_log.flush(now()) {
+                        warn_dropped(&summary);
+                    }
                     let status = self.status();
                     self.status.send_replace(status);
                 }
@@ -615,10 +624,11 @@ impl Daemon {
                 src,
                 dst,
                 ttl,
+                wire_vrid,
                 result,
-            } => self.receive(socket, src, dst, ttl, result, now),
+            } => self.receive(socket, src, dst, ttl, wire_vrid, result, now),
             Event::Unreadable { socket, error } => {
-                self.counters.drop(counters::UNREADABLE);
+                self.count_drop(None, counters::UNREADABLE, now);
                 let entry = &self.sockets[socket];
                 debug!(iface = %entry.interface, %error, "unreadable packet dropped");
             }
@@ -690,30 +700,58 @@ impl Daemon {
         }
     }
 
+    /// The running instance on `socket` with `vrid`, if any.
+    fn instance_for(&self, socket: SocketId, vrid: u8) -> Option<InstanceId> {
+        self.instances.iter().position(|instance| {
+            !instance.retired && instance.socket == socket && instance.config.vrid == vrid
+        })
+    }
+
+    /// Counts a dropped received packet: daemon-wide, on its instance when we know it
+    /// (status and metrics show per-instance counts, and the unmatched ones apart), and in
+    /// the rate-limited warning.
+    fn count_drop(&mut self, instance: Option<InstanceId>, reason: &'static str, now: Instant) {
+        self.counters.drop(reason);
+        match instance {
+            Some(id) => {
+                *self.instances[id]
+                    .counters
+                    .dropped
+                    .entry(reason.to_owned())
+                    .or_default() += 1;
+            }
+            None => *self.counters.unmatched.entry(reason).or_default() += 1,
+        }
+        if let Some(summary) = self.drop_log.record(reason, now) {
+            warn_dropped(&summary);
+        }
+    }
+
     /// RFC 5798 §7.1 checks that need the socket's view (TTL, destination, unicast
     /// source), then the router's own.
+    #[allow(clippy::too_many_arguments)]
     fn receive(
         &mut self,
         socket: SocketId,
         src: IpAddr,
         dst: IpAddr,
         ttl: u8,
+        wire_vrid: Option<u8>,
         result: Result<packet::Advertisement, packet::DecodeError>,
         now: Instant,
     ) {
         let adv = match result {
             Ok(adv) => adv,
             Err(error) => {
-                self.counters.drop(error.kind());
+                let id = wire_vrid.and_then(|vrid| self.instance_for(socket, vrid));
+                self.count_drop(id, error.kind(), now);
                 debug!(from = %src, %error, "malformed VRRP packet dropped");
                 return;
             }
         };
         self.counters.adverts_received += 1;
-        let Some(id) = self.instances.iter().position(|instance| {
-            !instance.retired && instance.socket == socket && instance.config.vrid == adv.vrid
-        }) else {
-            self.counters.drop(counters::UNKNOWN_VRID);
+        let Some(id) = self.instance_for(socket, adv.vrid) else {
+            self.count_drop(None, counters::UNKNOWN_VRID, now);
             debug!(from = %src, vrid = adv.vrid, "advert for a VRID not configured here");
             return;
         };
@@ -722,28 +760,27 @@ impl Daemon {
         if adv.priority == 0 {
             instance.counters.priority_zero_received += 1;
         }
-        if instance.is_unicast() {
+        let refused = if instance.is_unicast() {
             // keepalived's check_unicast_src: only listed peers; TTL is not checked in
             // unicast mode (peers may be routed), and multicast adverts are not ours.
-            if !instance.config.unicast_peers.contains(&src) || dst.is_multicast() {
-                self.counters.drop(counters::UNLISTED_PEER);
-                debug!(instance = %instance.config.name, from = %src, %dst,
-                    "advert from an unlisted peer or to a group dropped");
-                return;
-            }
-        } else if ttl != 255 || !dst.is_multicast() {
-            // RFC 5798 §7.1: "MUST verify that the IPvX TTL/HL is 255"; a multicast
-            // instance also rejects unicast adverts (keepalived).
-            let reason = if ttl != 255 {
-                counters::TTL_NOT_255
-            } else {
-                counters::NOT_TO_GROUP
-            };
-            self.counters.drop(reason);
-            debug!(instance = %instance.config.name, from = %src, ttl, %dst,
-                "advert with a TTL other than 255 or not to the group dropped");
+            let listed = instance.config.unicast_peers.contains(&src);
+            (!listed || dst.is_multicast()).then_some(counters::UNLISTED_PEER)
+        } else if ttl != 255 {
+            // RFC 5798 §7.1: "MUST verify that the IPvX TTL/HL is 255".
+            Some(counters::TTL_NOT_255)
+        } else if !dst.is_multicast() {
+            // A multicast instance also rejects unicast adverts (keepalived).
+            Some(counters::NOT_TO_GROUP)
+        } else {
+            None
+        };
+        if let Some(reason) = refused {
+            self.count_drop(Some(id), reason, now);
+            let name = &self.instances[id].config.name;
+            debug!(instance = %name, from = %src, ttl, %dst, reason, "advert dropped");
             return;
         }
+        let instance = &mut self.instances[id];
         instance.router.handle(Input::Advert { src, adv }, now);
     }
 
@@ -980,6 +1017,7 @@ impl Daemon {
         let vip_commands = &self.vip_commands;
         let queue = |command| queue(vip_commands, command);
         let counters = &mut self.counters;
+        let drop_log = &mut self.drop_log;
         let instance = &mut self.instances[id];
         let name = &instance.config.name;
         match action {
@@ -1096,6 +1134,9 @@ impl Daemon {
                     .or_default() += 1;
                 // Routine while a lower Master runs and we wait to preempt.
                 if !matches!(reason, DiscardReason::LowerPriority { .. }) {
+                    if let Some(summary) = drop_log.record(reason.kind(), now()) {
+                        warn_dropped(&summary);
+                    }
                     debug!(instance = %name, %from, ?reason, "advert discarded");
                 }
             }
@@ -1195,4 +1236,15 @@ fn spawn_signals(events: UnboundedSender<Event>) -> Result<(), DaemonError> {
         }
     });
     Ok(())
+}
+
+/// The operator's line about dropped packets (rate-limited by `DropLog`); the per-packet
+/// detail stays at debug level.
+fn warn_dropped(summary: &drop_log::Summary) {
+    warn!(
+        reason = summary.reason,
+        count = summary.count,
+        period = ?drop_log::PERIOD,
+        "received VRRP packets dropped (at most one line per reason per period)"
+    );
 }

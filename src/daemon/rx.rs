@@ -30,10 +30,9 @@ pub async fn receive(
             Ok(received) => {
                 // Byte 1 of every VRRP message is the VRID; a message too short to have one
                 // fails decoding anyway.
-                let mode = received
-                    .payload
-                    .get(1)
-                    .and_then(|vrid| checksum_modes.get(vrid))
+                let wire_vrid = received.payload.get(1).copied();
+                let mode = wire_vrid
+                    .and_then(|vrid| checksum_modes.get(&vrid))
                     .copied()
                     .unwrap_or_default();
                 let endpoints = Endpoints {
@@ -45,6 +44,7 @@ pub async fn receive(
                     src: received.src,
                     dst: received.dst,
                     ttl: received.ttl,
+                    wire_vrid,
                     result: packet::decode(&received.payload, endpoints, mode),
                 }
             }
