@@ -2,8 +2,9 @@
 //!
 //! Owns one [`Announcer`] per interface (opened on first use) and keepalived's timing: a
 //! burst of `garp_master_repeat` frames per VIP on becoming Master, a second burst after
-//! `garp_master_delay`, then one every `garp_master_refresh`; and a one-off burst when a
-//! Master hears a lower priority. Commands arrive from the VIP worker, in the same order as
+//! `garp_master_delay`, then one every `garp_master_refresh`; and when a Master hears a
+//! lower priority, a burst at once and follow-ups shortly after (the other node's own
+//! burst, sent as it became Master, may land after ours and must not have the last word). Commands arrive from the VIP worker, in the same order as
 //! the VIP changes, so an announcement never runs ahead of the address it announces or
 //! survives the step-down that removed it. Must not touch routers or addresses.
 
@@ -34,11 +35,13 @@ pub enum AnnounceCommand {
         targets: Vec<Target>,
         garp: Garp,
     },
-    /// One extra burst of `repeat` frames per VIP (a Master heard a lower priority).
+    /// One extra burst of `repeat` frames per VIP now, and again after each of `again_after`
+    /// while the instance stays Master (a Master heard a lower priority).
     Burst {
         instance: InstanceId,
         targets: Vec<Target>,
         repeat: u32,
+        again_after: Vec<Duration>,
     },
     /// Left Master: forget everything scheduled for the instance.
     Stop { instance: InstanceId },
@@ -116,8 +119,25 @@ impl State {
                 }
             }
             AnnounceCommand::Burst {
-                targets, repeat, ..
-            } => self.burst(&targets, repeat),
+                instance,
+                targets,
+                repeat,
+                again_after,
+            } => {
+                self.burst(&targets, repeat);
+                // The current generation: a step-down (Stop) cancels the follow-ups.
+                let generation = *self.generations.entry(instance).or_default();
+                for delay in again_after {
+                    self.scheduled.push(Scheduled {
+                        at: now + delay,
+                        instance,
+                        generation,
+                        targets: targets.clone(),
+                        repeat,
+                        then_every: None,
+                    });
+                }
+            }
             AnnounceCommand::Stop { instance } => {
                 self.next_generation(instance);
             }

@@ -815,6 +815,7 @@ impl Daemon {
                 instance: id,
                 targets: vec![target],
                 repeat: instance.config.garp.master_repeat,
+                again_after: Vec::new(),
             }));
         }
     }
@@ -1073,6 +1074,9 @@ impl Daemon {
                         instance: id,
                         targets,
                         repeat: garp.lower_prio_repeat,
+                        again_after: lower_priority_follow_ups(
+                            instance.config.advert_interval.as_duration(),
+                        ),
                     },
                 };
                 queue(VipCommand::Announce(command));
@@ -1247,4 +1251,19 @@ fn warn_dropped(summary: &drop_log::Summary) {
         period = ?drop_log::PERIOD,
         "received VRRP packets dropped (at most one line per reason per period)"
     );
+}
+
+/// When a Master hears a lower priority, the other node has just become Master and sent
+/// its own gratuitous ARP / NA burst, after its advert and a netlink round trip, so often
+/// after our answer to that advert. If it then hears us and steps down, hosts are left
+/// pointing at it until their caches expire (seen in the 50% loss lab test). Announcing
+/// again once the other node's burst is surely out (50 ms) and once more at the next
+/// advert repairs that; a step-down cancels both.
+fn lower_priority_follow_ups(advert_interval: Duration) -> Vec<Duration> {
+    const AFTER_THE_OTHER_BURST: Duration = Duration::from_millis(50);
+    if advert_interval > AFTER_THE_OTHER_BURST {
+        vec![AFTER_THE_OTHER_BURST, advert_interval]
+    } else {
+        vec![AFTER_THE_OTHER_BURST]
+    }
 }
