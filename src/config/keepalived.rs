@@ -112,7 +112,8 @@ fn convert_source(text: &str, name: &str, base: &Path, lossy: bool) -> Result<Im
         notes: lexer.notes,
         ..Converter::default()
     };
-    let toml = converter.convert(&tree, name, &lexer.files)?;
+    let toml =
+        comments_without_control_characters(&converter.convert(&tree, name, &lexer.files)?);
     let mut notes = converter.notes;
     notes.extend(check_output(&toml));
     Ok(Import { toml, notes })
@@ -1998,6 +1999,22 @@ fn array(items: &[String]) -> String {
     format!("[{}]", inner.join(", "))
 }
 
+/// The output's comments quote keepalived's own words (names, keywords, file names), and
+/// TOML allows no control character in a comment except tab. Strings escape theirs
+/// ([`quote`]), so every control character left in the text is in a comment: a space
+/// takes its place there, and the line breaks that end lines stay.
+fn comments_without_control_characters(toml: &str) -> String {
+    toml.chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' && c != '\t' {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect()
+}
+
 /// Notes go into `#` comments: no line breaks.
 fn one_line(text: &str) -> String {
     text.chars()
@@ -2203,6 +2220,25 @@ mod tests {
         assert_eq!(sanitize("VI 1/x"), "VI_1_x");
         assert_eq!(duration(1500), "\"1500ms\"");
         assert_eq!(duration(2000), "\"2s\"");
+    }
+
+    /// Found by the fuzzer (integration/fuzz.rs): `track_interface { eth\x03 }` put the raw
+    /// control character into the track's comment, and the output was not TOML.
+    #[test]
+    fn control_characters_in_names_do_not_break_the_toml() {
+        let text = MINIMAL.replace(
+            "virtual_ipaddress",
+            "track_interface {\n  eth\u{3}\n }\n virtual_ipaddress",
+        );
+        let import = convert(&text);
+        assert!(
+            import.toml.contains("# track_interface eth "),
+            "{}",
+            import.toml
+        );
+        if let Err(error) = import.toml.parse::<toml::Table>() {
+            panic!("{error}\n{}", import.toml);
+        }
     }
 
     /// Arbitrary bytes never panic: every prefix of a realistic file, and some garbage.
