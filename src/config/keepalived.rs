@@ -978,7 +978,8 @@ impl Converter {
                         if clamped != ms {
                             self.note(loc, &item.key, "outside 10ms..1h; clamped");
                         }
-                        lines.push(format!("{} = {}", item.key, duration(clamped)));
+                        let line = format!("{} = {}", item.key, duration(clamped));
+                        self.set_script_line(&mut lines, item, line);
                     }
                     None => self.note(loc, &item.key, "not a number of seconds; dropped"),
                 },
@@ -988,14 +989,15 @@ impl Converter {
                         if clamped != n {
                             self.note(loc, &item.key, "outside 1..100; clamped");
                         }
-                        lines.push(format!("{} = {clamped}", item.key));
+                        let line = format!("{} = {clamped}", item.key);
+                        self.set_script_line(&mut lines, item, line);
                     }
                     None => self.note(loc, &item.key, "not a number; dropped"),
                 },
                 "weight" => {
                     (weight, reverse) = self.weight(item, CheckKind::Script);
                 }
-                "init_fail" => lines.push("init_fail = true".into()),
+                "init_fail" => self.set_script_line(&mut lines, item, "init_fail = true".into()),
                 "user" => self.note(
                     loc,
                     "user",
@@ -1034,6 +1036,22 @@ impl Converter {
             );
         }
         self.add_check(raw_name, node, lines, (weight, reverse), CheckKind::Script);
+    }
+
+    /// Add `line` (`key = value`) to a vrrp_script's lines. keepalived lets a repeated keyword
+    /// override the earlier one; TOML refuses a key twice, so the earlier line goes.
+    fn set_script_line(&mut self, lines: &mut Vec<String>, item: &Node, line: String) {
+        let key = format!("{} =", item.key);
+        let before = lines.len();
+        lines.retain(|existing| !existing.starts_with(&key));
+        if lines.len() != before {
+            self.note(
+                &item.loc,
+                &item.key,
+                "repeated; this one counts, as in keepalived",
+            );
+        }
+        lines.push(line);
     }
 
     /// Register a converted check under a TOML-safe name derived from keepalived's.
@@ -2239,6 +2257,38 @@ mod tests {
         if let Err(error) = import.toml.parse::<toml::Table>() {
             panic!("{error}\n{}", import.toml);
         }
+    }
+
+    /// Found by the fuzzer: a keyword repeated in a vrrp_script wrote its key twice, which
+    /// TOML refuses. keepalived takes the last one, and so does the import.
+    #[test]
+    fn a_repeated_vrrp_script_keyword_is_written_once() {
+        let text = format!(
+            "vrrp_script chk {{\n script \"/usr/bin/true\"\n interval 1\n fall 2\n \
+             interval 2\n init_fail\n init_fail\n}}\n{}",
+            MINIMAL.replace(
+                "virtual_ipaddress",
+                "track_script {\n  chk\n }\n virtual_ipaddress"
+            )
+        );
+        let import = convert(&text);
+        if let Err(error) = import.toml.parse::<toml::Table>() {
+            panic!("{error}\n{}", import.toml);
+        }
+        assert!(
+            import.toml.contains("\ninterval = \"2s\""),
+            "{}",
+            import.toml
+        );
+        assert!(
+            !import.toml.contains("\ninterval = \"1s\""),
+            "{}",
+            import.toml
+        );
+        assert!(import
+            .notes
+            .iter()
+            .any(|n| n.keyword == "interval" && n.line == 5 && n.message.contains("repeated")));
     }
 
     /// Arbitrary bytes never panic: every prefix of a realistic file, and some garbage.
