@@ -863,7 +863,9 @@ impl Converter {
                 | "vrrp_garp_lower_prio_repeat" => {
                     let key = item.key.trim_start_matches("vrrp_");
                     if let Some(line) = self.garp(key, arg, loc) {
-                        self.globals.garp.push(line);
+                        let mut garp = std::mem::take(&mut self.globals.garp);
+                        self.set_line(&mut garp, key, loc, line);
+                        self.globals.garp = garp;
                     }
                 }
                 "enable_script_security" => {}
@@ -979,7 +981,7 @@ impl Converter {
                             self.note(loc, &item.key, "outside 10ms..1h; clamped");
                         }
                         let line = format!("{} = {}", item.key, duration(clamped));
-                        self.set_script_line(&mut lines, item, line);
+                        self.set_line(&mut lines, &item.key, loc, line);
                     }
                     None => self.note(loc, &item.key, "not a number of seconds; dropped"),
                 },
@@ -990,14 +992,16 @@ impl Converter {
                             self.note(loc, &item.key, "outside 1..100; clamped");
                         }
                         let line = format!("{} = {clamped}", item.key);
-                        self.set_script_line(&mut lines, item, line);
+                        self.set_line(&mut lines, &item.key, loc, line);
                     }
                     None => self.note(loc, &item.key, "not a number; dropped"),
                 },
                 "weight" => {
                     (weight, reverse) = self.weight(item, CheckKind::Script);
                 }
-                "init_fail" => self.set_script_line(&mut lines, item, "init_fail = true".into()),
+                "init_fail" => {
+                    self.set_line(&mut lines, "init_fail", loc, "init_fail = true".into())
+                }
                 "user" => self.note(
                     loc,
                     "user",
@@ -1038,18 +1042,14 @@ impl Converter {
         self.add_check(raw_name, node, lines, (weight, reverse), CheckKind::Script);
     }
 
-    /// Add `line` (`key = value`) to a vrrp_script's lines. keepalived lets a repeated keyword
-    /// override the earlier one; TOML refuses a key twice, so the earlier line goes.
-    fn set_script_line(&mut self, lines: &mut Vec<String>, item: &Node, line: String) {
-        let key = format!("{} =", item.key);
+    /// Add `line` (`key = value`) to the lines of one TOML table. keepalived lets a repeated
+    /// keyword override the earlier one; TOML refuses a key twice, so the earlier line goes.
+    fn set_line(&mut self, lines: &mut Vec<String>, key: &str, loc: &Loc, line: String) {
+        let prefix = format!("{key} =");
         let before = lines.len();
-        lines.retain(|existing| !existing.starts_with(&key));
+        lines.retain(|existing| !existing.starts_with(&prefix));
         if lines.len() != before {
-            self.note(
-                &item.loc,
-                &item.key,
-                "repeated; this one counts, as in keepalived",
-            );
+            self.note(loc, key, "repeated; this one counts, as in keepalived");
         }
         lines.push(line);
     }
@@ -1500,13 +1500,16 @@ impl Converter {
                 | "garp_master_refresh"
                 | "garp_lower_prio_repeat" => {
                     if let Some(line) = self.garp(&item.key, arg, loc) {
-                        extra.push(line);
+                        self.set_line(&mut extra, &item.key, loc, line);
                     }
                 }
-                "v3_checksum_as_v2" => extra.push(format!(
-                    "v3_checksum_as_v2 = true  # v3_checksum_as_v2 ({})",
-                    here(loc)
-                )),
+                "v3_checksum_as_v2" => {
+                    let line = format!(
+                        "v3_checksum_as_v2 = true  # v3_checksum_as_v2 ({})",
+                        here(loc)
+                    );
+                    self.set_line(&mut extra, "v3_checksum_as_v2", loc, line);
+                }
                 "dont_track_primary" => self.note(
                     loc,
                     "dont_track_primary",
@@ -2259,8 +2262,8 @@ mod tests {
         }
     }
 
-    /// Found by the fuzzer: a keyword repeated in a vrrp_script wrote its key twice, which
-    /// TOML refuses. keepalived takes the last one, and so does the import.
+    /// Found by the fuzzer: a keyword repeated in a vrrp_script or a vrrp_instance wrote its
+    /// key twice, which TOML refuses. keepalived takes the last one, and so does the import.
     #[test]
     fn a_repeated_vrrp_script_keyword_is_written_once() {
         let text = format!(
@@ -2268,7 +2271,8 @@ mod tests {
              interval 2\n init_fail\n init_fail\n}}\n{}",
             MINIMAL.replace(
                 "virtual_ipaddress",
-                "track_script {\n  chk\n }\n virtual_ipaddress"
+                "track_script {\n  chk\n }\n garp_master_delay 1\n garp_master_delay 2\n \
+                 virtual_ipaddress"
             )
         );
         let import = convert(&text);
@@ -2289,6 +2293,16 @@ mod tests {
             .notes
             .iter()
             .any(|n| n.keyword == "interval" && n.line == 5 && n.message.contains("repeated")));
+        assert!(
+            import.toml.contains("garp_master_delay = \"2s\""),
+            "{}",
+            import.toml
+        );
+        assert!(
+            !import.toml.contains("garp_master_delay = \"1s\""),
+            "{}",
+            import.toml
+        );
     }
 
     /// Arbitrary bytes never panic: every prefix of a realistic file, and some garbage.
