@@ -239,8 +239,10 @@ fn render_tracks(out: &mut String, tracks: &[TrackRef]) {
 
 /// `[instance.notify]` / `[group.notify]`, every hook in the table form. Printed after the
 /// instance's own keys and comments, since a TOML table ends the instance's key list.
+/// Left out only when it says nothing: no hook and the default queue (a `queue` set without
+/// hooks is still part of the configuration, and the output must read back to it).
 fn render_notify(out: &mut String, table: &str, hooks: &HookSet) {
-    if hooks.is_empty() {
+    if hooks.is_empty() && hooks.queue == QueuePolicy::default() {
         return;
     }
     out.push('\n');
@@ -517,6 +519,30 @@ vips = [
     fn output_reads_back_to_the_same_config() {
         let config = parse(PAIR_NODE);
         assert_eq!(parse(&effective_settings(&config)), config);
+    }
+
+    /// Found by the fuzzer (integration/fuzz.rs, config): a notify table with a queue
+    /// policy and no hook was left out, and the output read back with the default queue.
+    #[test]
+    fn a_queue_without_hooks_reads_back() {
+        let config = parse(
+            r#"
+[[instance]]
+name = "web"
+interface = "eth0"
+vrid = 51
+vips = ["192.0.2.50/24"]
+
+[instance.notify]
+queue = "latest"
+"#,
+        );
+        let shown = effective_settings(&config);
+        assert!(
+            shown.contains("[instance.notify]\nqueue = \"latest\"\n"),
+            "{shown}"
+        );
+        assert_eq!(parse(&shown), config);
     }
 
     #[test]
