@@ -424,16 +424,18 @@ fn fuzz_config(input: &[u8]) -> Verdict {
         ));
     }
     Ok(format!(
-        "ok:{}i:{}c",
+        "ok:{}i:{}c:{}g:{}w",
         config.instances.len().min(3),
-        config.checks.len().min(3)
+        config.checks.len().min(3),
+        config.groups.len().min(2),
+        config.warnings.len().min(3),
     ))
 }
 
 #[test]
 fn config() {
     let mut examples = Vec::new();
-    for dir in files_or_dirs(&repo("examples")) {
+    for dir in subdirectories(&repo("examples")) {
         examples.extend(
             files_in(&dir)
                 .into_iter()
@@ -452,7 +454,7 @@ fn config() {
     summary.assert_reached("ok:");
 }
 
-fn files_or_dirs(dir: &Path) -> Vec<std::path::PathBuf> {
+fn subdirectories(dir: &Path) -> Vec<std::path::PathBuf> {
     let mut dirs: Vec<_> = std::fs::read_dir(dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|entry| entry.expect("entry").path())
@@ -478,16 +480,21 @@ fn csv_line(fields: &[String]) -> String {
     fields.iter().map(|f| csv_field(f) + ",").collect()
 }
 
-/// The text with every non-blank line rewritten in HAProxy's canonical quoting.
+/// The text with every non-blank line rewritten in HAProxy's canonical quoting. The first
+/// one is the header only if it starts with `#`; otherwise it stays as it is, since
+/// re-quoting `""#x` gives `#x,`, which would make a header of it.
 fn canonical_stat(text: &str) -> String {
+    let mut seen_first = false;
     text.lines()
         .map(|line| {
             if line.trim().is_empty() {
-                line.to_string()
-            } else if let Some(rest) = line.strip_prefix('#') {
-                format!("#{}", csv_line(&split_csv(rest)))
-            } else {
-                csv_line(&split_csv(line))
+                return line.to_string();
+            }
+            let first = !std::mem::replace(&mut seen_first, true);
+            match line.strip_prefix('#') {
+                Some(rest) if first => format!("#{}", csv_line(&split_csv(rest))),
+                _ if first => line.to_string(),
+                _ => csv_line(&split_csv(line)),
             }
         })
         .collect::<Vec<_>>()
