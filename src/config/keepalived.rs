@@ -832,7 +832,7 @@ impl Converter {
             if !self.tracked.contains(name) {
                 continue;
             }
-            out.push_str(&format!("[check.{name}]\n"));
+            out.push_str(&format!("[check.{}]\n", table_key(name)));
             for line in &check.lines {
                 out.push_str(line);
                 out.push('\n');
@@ -1997,6 +1997,20 @@ fn duration(ms: u64) -> String {
     }
 }
 
+/// A check name as a TOML key: bare when TOML allows it, else quoted. [`sanitize`] keeps
+/// `.`, which a bare key would read as a nested table.
+fn table_key(name: &str) -> String {
+    let bare = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if bare {
+        name.to_owned()
+    } else {
+        quote(name)
+    }
+}
+
 /// A TOML basic string.
 fn quote(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
@@ -2303,6 +2317,27 @@ mod tests {
             "{}",
             import.toml
         );
+    }
+
+    /// Found by the fuzzer: a tracker named `a.b` became `[check.a.b]`, a nested table.
+    #[test]
+    fn a_tracker_name_with_a_dot_is_a_quoted_key() {
+        let text = format!(
+            "vrrp_script db.primary {{\n script \"/usr/bin/true\"\n}}\n{}",
+            MINIMAL.replace(
+                "virtual_ipaddress",
+                "track_script {\n  db.primary\n }\n virtual_ipaddress"
+            )
+        );
+        let import = convert(&text);
+        assert!(
+            import.toml.contains("[check.\"db.primary\"]\n"),
+            "{}",
+            import.toml
+        );
+        if let Err(error) = super::super::parse(&import.toml, "converted.toml") {
+            panic!("{error}\n{}", import.toml);
+        }
     }
 
     /// Arbitrary bytes never panic: every prefix of a realistic file, and some garbage.
