@@ -28,6 +28,8 @@ use std::path::{Path, PathBuf};
 
 /// How deep `include` may nest. keepalived has no limit; a loop would never end.
 pub const MAX_INCLUDE_DEPTH: usize = 8;
+/// The longest a line may become through `$NAME` substitution; real ones are far shorter.
+const MAX_EXPANDED_LINE: usize = 64 * 1024;
 /// How deep `{ }` blocks may nest (keepalived's deepest is 3).
 const MAX_BLOCK_DEPTH: usize = 16;
 /// The file name shown for [`import_text`], which has no path.
@@ -237,13 +239,14 @@ impl Lexer {
                                 "multi-line definition not supported; its first line only",
                             );
                         }
-                        let value = self.substitute(value.trim().trim_end_matches('\\'));
+                        let value = value.trim().trim_end_matches('\\');
+                        let value = self.substitute(value, file, line)?;
                         self.vars.insert(name.to_owned(), value);
                         continue;
                     }
                 }
             }
-            let expanded = self.substitute(raw);
+            let expanded = self.substitute(raw, file, line)?;
             let words = self.split_line(&expanded, file, line);
             if words.first().map(|w| w.0.as_str()) == Some("include") {
                 self.include(&words, file, line, base, depth)?;
@@ -266,26 +269,47 @@ impl Lexer {
     }
 
     /// `${NAME}` and `$NAME` for defined names, a few rounds for nested definitions.
-    fn substitute(&self, text: &str) -> String {
+    ///
+    /// A line may grow to [`MAX_EXPANDED_LINE`] bytes and no further: definitions that use
+    /// each other (`$A=$A$A`, repeated) grow exponentially, and would otherwise take all
+    /// the memory there is before the first note is written.
+    fn substitute(&self, text: &str, file: &str, line: usize) -> Result<String, ImportError> {
         let mut text = text.to_owned();
         if self.vars.is_empty() {
-            return text;
+            return Ok(text);
         }
+        // Longest names first, so `$AB` is not taken for `$A` followed by `B`.
+        let mut names: Vec<&String> = self.vars.keys().collect();
+        names.sort_by_key(|name| std::cmp::Reverse(name.len()));
         for _ in 0..8 {
             let before = text.clone();
-            // Longest names first, so `$AB` is not taken for `$A` followed by `B`.
-            let mut names: Vec<&String> = self.vars.keys().collect();
-            names.sort_by_key(|name| std::cmp::Reverse(name.len()));
-            for name in names {
-                let value = &self.vars[name];
-                text = text.replace(&format!("${{{name}}}"), value);
-                text = text.replace(&format!("${name}"), value);
+            for name in &names {
+                let value = &self.vars[*name];
+                for pattern in [format!("${{{name}}}"), format!("${name}")] {
+                    let count = text.matches(&pattern).count();
+                    if count == 0 {
+                        continue;
+                    }
+                    let grown = (text.len() - count * pattern.len())
+                        .saturating_add(count.saturating_mul(value.len()));
+                    if grown > MAX_EXPANDED_LINE {
+                        return Err(ImportError::Syntax {
+                            file: file.to_owned(),
+                            line,
+                            message: format!(
+                                "`$` definitions expand this line past {MAX_EXPANDED_LINE} \
+                                 bytes (a definition that uses itself?)"
+                            ),
+                        });
+                    }
+                    text = text.replace(&pattern, value);
+                }
             }
             if text == before {
                 break;
             }
         }
-        text
+        Ok(text)
     }
 
     /// Words of one line; braces are words of their own, `#` and `!` outside quotes start
@@ -2338,6 +2362,30 @@ mod tests {
         if let Err(error) = super::super::parse(&import.toml, "converted.toml") {
             panic!("{error}\n{}", import.toml);
         }
+    }
+
+    /// Found by the fuzzer (the long run was killed for memory): a definition that uses
+    /// itself doubles at each repetition, so 40 lines asked for a terabyte.
+    #[test]
+    fn self_referring_definitions_are_refused_not_expanded_without_bound() {
+        let text = format!(
+            "$A=x\n{}{}",
+            "$A=$A$A\n".repeat(40),
+            MINIMAL.replace("interface eth0", "interface $A")
+        );
+        match import_text(&text, Path::new("/nonexistent")) {
+            Err(ImportError::Syntax { line, message, .. }) => {
+                assert_eq!(line, 18, "the first line past the limit: {message}");
+                assert!(message.contains("expand"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // The same growth within one line, through a value that names itself.
+        let text = format!("$A=$A$A\n$B=$A$A$A$A$A$A$A$A\n$C=$B$B$B$B$B$B$B$B\n{MINIMAL}");
+        assert!(matches!(
+            import_text(&text, Path::new("/nonexistent")),
+            Err(ImportError::Syntax { .. })
+        ));
     }
 
     /// Arbitrary bytes never panic: every prefix of a realistic file, and some garbage.
