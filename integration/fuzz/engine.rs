@@ -13,6 +13,8 @@
 //! - `VIPKEEPER_FUZZ_SEED`: the generator seed, decimal or `0x` hex (default fixed, so CI
 //!   runs the same inputs every time);
 //! - `VIPKEEPER_FUZZ_VERBOSE`: print how often each outcome came up;
+//! - `VIPKEEPER_FUZZ_SAVE_EACH`: write every input to `<target>-in-progress` before checking
+//!   it, to catch the one that hangs or exhausts memory (slow);
 //! - `VIPKEEPER_FUZZ_INPUT`: run one saved input (`target/fuzz-failures/<target>-<hash>`)
 //!   through the target its file name starts with, and nothing else.
 
@@ -109,6 +111,13 @@ pub fn run(target: Target, check: impl Fn(&[u8]) -> Verdict) -> Summary {
         *outcomes.entry(label).or_insert(0) += 1;
     }
 
+    // A hang or an out-of-memory kill leaves no panic to save the input from; with this
+    // set, the input being checked is always on disk (slow: for replaying a seed only).
+    let in_progress = std::env::var_os("VIPKEEPER_FUZZ_SAVE_EACH").map(|_| {
+        let dir = target_dir().join("fuzz-failures");
+        std::fs::create_dir_all(&dir).expect("create target/fuzz-failures");
+        dir.join(format!("{}-in-progress", target.name))
+    });
     let words = dictionary(&seeds);
     let mut pool = seeds.clone();
     // Target-specific stream: targets do not share mutants even under the same seed.
@@ -123,6 +132,9 @@ pub fn run(target: Target, check: impl Fn(&[u8]) -> Verdict) -> Summary {
         };
         // Stacked insertions would otherwise grow pool entries without bound.
         mutant.truncate(MAX_INPUT);
+        if let Some(path) = &in_progress {
+            std::fs::write(path, &mutant).expect("write the input in progress");
+        }
         let label = judge(&target, seed, Some(done), &mutant, &check);
         let count = outcomes.entry(label).or_insert(0);
         *count += 1;
