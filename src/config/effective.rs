@@ -239,8 +239,10 @@ fn render_tracks(out: &mut String, tracks: &[TrackRef]) {
 
 /// `[instance.notify]` / `[group.notify]`, every hook in the table form. Printed after the
 /// instance's own keys and comments, since a TOML table ends the instance's key list.
+/// Left out only when it says nothing: no hook and the default queue (a `queue` set without
+/// hooks is still part of the configuration, and the output must read back to it).
 fn render_notify(out: &mut String, table: &str, hooks: &HookSet) {
-    if hooks.is_empty() {
+    if hooks.is_empty() && hooks.queue == QueuePolicy::default() {
         return;
     }
     out.push('\n');
@@ -306,7 +308,7 @@ fn hook_table(hook: &Hook) -> String {
 }
 
 fn render_check(out: &mut String, check: &Check) {
-    line(out, format_args!("[check.{}]", check.name));
+    line(out, format_args!("[check.{}]", table_key(&check.name)));
     line(out, format_args!("type = \"{}\"", check.kind.type_name()));
     let watched = matches!(
         check.kind,
@@ -395,6 +397,20 @@ fn line(out: &mut String, text: std::fmt::Arguments<'_>) {
     // Writing to a String cannot fail.
     let _ = out.write_fmt(text);
     out.push('\n');
+}
+
+/// A check name as a TOML key: bare when TOML allows it, else quoted. A name may hold `.`
+/// (`[check."db.primary"]`), which a bare key would read as a nested table.
+fn table_key(name: &str) -> String {
+    let bare = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if bare {
+        name.to_owned()
+    } else {
+        quote(name)
+    }
 }
 
 /// A TOML basic string. Names are validated to need little escaping, but a `"` or `\` in
@@ -517,6 +533,53 @@ vips = [
     fn output_reads_back_to_the_same_config() {
         let config = parse(PAIR_NODE);
         assert_eq!(parse(&effective_settings(&config)), config);
+    }
+
+    /// Found through the importer's fuzz target: `[check.a.b]` for a check named `a.b` is
+    /// a nested table, so the output did not read back.
+    #[test]
+    fn a_check_name_with_a_dot_is_quoted() {
+        let config = parse(
+            r#"
+[[instance]]
+name = "web"
+interface = "eth0"
+vrid = 51
+vips = ["192.0.2.50/24"]
+track = [{ check = "db.primary", weight = -10 }]
+
+[check."db.primary"]
+type = "process"
+name = "mariadbd"
+"#,
+        );
+        let shown = effective_settings(&config);
+        assert!(shown.contains("[check.\"db.primary\"]\n"), "{shown}");
+        assert_eq!(parse(&shown), config);
+    }
+
+    /// Found by the fuzzer (integration/fuzz.rs, config): a notify table with a queue
+    /// policy and no hook was left out, and the output read back with the default queue.
+    #[test]
+    fn a_queue_without_hooks_reads_back() {
+        let config = parse(
+            r#"
+[[instance]]
+name = "web"
+interface = "eth0"
+vrid = 51
+vips = ["192.0.2.50/24"]
+
+[instance.notify]
+queue = "latest"
+"#,
+        );
+        let shown = effective_settings(&config);
+        assert!(
+            shown.contains("[instance.notify]\nqueue = \"latest\"\n"),
+            "{shown}"
+        );
+        assert_eq!(parse(&shown), config);
     }
 
     #[test]

@@ -28,6 +28,8 @@ use std::path::{Path, PathBuf};
 
 /// How deep `include` may nest. keepalived has no limit; a loop would never end.
 pub const MAX_INCLUDE_DEPTH: usize = 8;
+/// The longest a line may become through `$NAME` substitution; real ones are far shorter.
+const MAX_EXPANDED_LINE: usize = 64 * 1024;
 /// How deep `{ }` blocks may nest (keepalived's deepest is 3).
 const MAX_BLOCK_DEPTH: usize = 16;
 /// The file name shown for [`import_text`], which has no path.
@@ -112,7 +114,8 @@ fn convert_source(text: &str, name: &str, base: &Path, lossy: bool) -> Result<Im
         notes: lexer.notes,
         ..Converter::default()
     };
-    let toml = converter.convert(&tree, name, &lexer.files)?;
+    let toml =
+        comments_without_control_characters(&converter.convert(&tree, name, &lexer.files)?);
     let mut notes = converter.notes;
     notes.extend(check_output(&toml));
     Ok(Import { toml, notes })
@@ -236,13 +239,14 @@ impl Lexer {
                                 "multi-line definition not supported; its first line only",
                             );
                         }
-                        let value = self.substitute(value.trim().trim_end_matches('\\'));
+                        let value = value.trim().trim_end_matches('\\');
+                        let value = self.substitute(value, file, line)?;
                         self.vars.insert(name.to_owned(), value);
                         continue;
                     }
                 }
             }
-            let expanded = self.substitute(raw);
+            let expanded = self.substitute(raw, file, line)?;
             let words = self.split_line(&expanded, file, line);
             if words.first().map(|w| w.0.as_str()) == Some("include") {
                 self.include(&words, file, line, base, depth)?;
@@ -265,26 +269,47 @@ impl Lexer {
     }
 
     /// `${NAME}` and `$NAME` for defined names, a few rounds for nested definitions.
-    fn substitute(&self, text: &str) -> String {
+    ///
+    /// A line may grow to [`MAX_EXPANDED_LINE`] bytes and no further: definitions that use
+    /// each other (`$A=$A$A`, repeated) grow exponentially, and would otherwise take all
+    /// the memory there is before the first note is written.
+    fn substitute(&self, text: &str, file: &str, line: usize) -> Result<String, ImportError> {
         let mut text = text.to_owned();
         if self.vars.is_empty() {
-            return text;
+            return Ok(text);
         }
+        // Longest names first, so `$AB` is not taken for `$A` followed by `B`.
+        let mut names: Vec<&String> = self.vars.keys().collect();
+        names.sort_by_key(|name| std::cmp::Reverse(name.len()));
         for _ in 0..8 {
             let before = text.clone();
-            // Longest names first, so `$AB` is not taken for `$A` followed by `B`.
-            let mut names: Vec<&String> = self.vars.keys().collect();
-            names.sort_by_key(|name| std::cmp::Reverse(name.len()));
-            for name in names {
-                let value = &self.vars[name];
-                text = text.replace(&format!("${{{name}}}"), value);
-                text = text.replace(&format!("${name}"), value);
+            for name in &names {
+                let value = &self.vars[*name];
+                for pattern in [format!("${{{name}}}"), format!("${name}")] {
+                    let count = text.matches(&pattern).count();
+                    if count == 0 {
+                        continue;
+                    }
+                    let grown = (text.len() - count * pattern.len())
+                        .saturating_add(count.saturating_mul(value.len()));
+                    if grown > MAX_EXPANDED_LINE {
+                        return Err(ImportError::Syntax {
+                            file: file.to_owned(),
+                            line,
+                            message: format!(
+                                "`$` definitions expand this line past {MAX_EXPANDED_LINE} \
+                                 bytes (a definition that uses itself?)"
+                            ),
+                        });
+                    }
+                    text = text.replace(&pattern, value);
+                }
             }
             if text == before {
                 break;
             }
         }
-        text
+        Ok(text)
     }
 
     /// Words of one line; braces are words of their own, `#` and `!` outside quotes start
@@ -831,7 +856,7 @@ impl Converter {
             if !self.tracked.contains(name) {
                 continue;
             }
-            out.push_str(&format!("[check.{name}]\n"));
+            out.push_str(&format!("[check.{}]\n", table_key(name)));
             for line in &check.lines {
                 out.push_str(line);
                 out.push('\n');
@@ -862,7 +887,9 @@ impl Converter {
                 | "vrrp_garp_lower_prio_repeat" => {
                     let key = item.key.trim_start_matches("vrrp_");
                     if let Some(line) = self.garp(key, arg, loc) {
-                        self.globals.garp.push(line);
+                        let mut garp = std::mem::take(&mut self.globals.garp);
+                        self.set_line(&mut garp, key, loc, line);
+                        self.globals.garp = garp;
                     }
                 }
                 "enable_script_security" => {}
@@ -977,7 +1004,8 @@ impl Converter {
                         if clamped != ms {
                             self.note(loc, &item.key, "outside 10ms..1h; clamped");
                         }
-                        lines.push(format!("{} = {}", item.key, duration(clamped)));
+                        let line = format!("{} = {}", item.key, duration(clamped));
+                        self.set_line(&mut lines, &item.key, loc, line);
                     }
                     None => self.note(loc, &item.key, "not a number of seconds; dropped"),
                 },
@@ -987,14 +1015,17 @@ impl Converter {
                         if clamped != n {
                             self.note(loc, &item.key, "outside 1..100; clamped");
                         }
-                        lines.push(format!("{} = {clamped}", item.key));
+                        let line = format!("{} = {clamped}", item.key);
+                        self.set_line(&mut lines, &item.key, loc, line);
                     }
                     None => self.note(loc, &item.key, "not a number; dropped"),
                 },
                 "weight" => {
                     (weight, reverse) = self.weight(item, CheckKind::Script);
                 }
-                "init_fail" => lines.push("init_fail = true".into()),
+                "init_fail" => {
+                    self.set_line(&mut lines, "init_fail", loc, "init_fail = true".into())
+                }
                 "user" => self.note(
                     loc,
                     "user",
@@ -1033,6 +1064,18 @@ impl Converter {
             );
         }
         self.add_check(raw_name, node, lines, (weight, reverse), CheckKind::Script);
+    }
+
+    /// Add `line` (`key = value`) to the lines of one TOML table. keepalived lets a repeated
+    /// keyword override the earlier one; TOML refuses a key twice, so the earlier line goes.
+    fn set_line(&mut self, lines: &mut Vec<String>, key: &str, loc: &Loc, line: String) {
+        let prefix = format!("{key} =");
+        let before = lines.len();
+        lines.retain(|existing| !existing.starts_with(&prefix));
+        if lines.len() != before {
+            self.note(loc, key, "repeated; this one counts, as in keepalived");
+        }
+        lines.push(line);
     }
 
     /// Register a converted check under a TOML-safe name derived from keepalived's.
@@ -1481,13 +1524,16 @@ impl Converter {
                 | "garp_master_refresh"
                 | "garp_lower_prio_repeat" => {
                     if let Some(line) = self.garp(&item.key, arg, loc) {
-                        extra.push(line);
+                        self.set_line(&mut extra, &item.key, loc, line);
                     }
                 }
-                "v3_checksum_as_v2" => extra.push(format!(
-                    "v3_checksum_as_v2 = true  # v3_checksum_as_v2 ({})",
-                    here(loc)
-                )),
+                "v3_checksum_as_v2" => {
+                    let line = format!(
+                        "v3_checksum_as_v2 = true  # v3_checksum_as_v2 ({})",
+                        here(loc)
+                    );
+                    self.set_line(&mut extra, "v3_checksum_as_v2", loc, line);
+                }
                 "dont_track_primary" => self.note(
                     loc,
                     "dont_track_primary",
@@ -1975,6 +2021,20 @@ fn duration(ms: u64) -> String {
     }
 }
 
+/// A check name as a TOML key: bare when TOML allows it, else quoted. [`sanitize`] keeps
+/// `.`, which a bare key would read as a nested table.
+fn table_key(name: &str) -> String {
+    let bare = !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+    if bare {
+        name.to_owned()
+    } else {
+        quote(name)
+    }
+}
+
 /// A TOML basic string.
 fn quote(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 2);
@@ -1996,6 +2056,22 @@ fn quote(text: &str) -> String {
 fn array(items: &[String]) -> String {
     let inner: Vec<String> = items.iter().map(|i| quote(i)).collect();
     format!("[{}]", inner.join(", "))
+}
+
+/// The output's comments quote keepalived's own words (names, keywords, file names), and
+/// TOML allows no control character in a comment except tab. Strings escape theirs
+/// ([`quote`]), so every control character left in the text is in a comment: a space
+/// takes its place there, and the line breaks that end lines stay.
+fn comments_without_control_characters(toml: &str) -> String {
+    toml.chars()
+        .map(|c| {
+            if c.is_control() && c != '\n' && c != '\t' {
+                ' '
+            } else {
+                c
+            }
+        })
+        .collect()
 }
 
 /// Notes go into `#` comments: no line breaks.
@@ -2203,6 +2279,113 @@ mod tests {
         assert_eq!(sanitize("VI 1/x"), "VI_1_x");
         assert_eq!(duration(1500), "\"1500ms\"");
         assert_eq!(duration(2000), "\"2s\"");
+    }
+
+    /// Found by the fuzzer (integration/fuzz.rs): `track_interface { eth\x03 }` put the raw
+    /// control character into the track's comment, and the output was not TOML.
+    #[test]
+    fn control_characters_in_names_do_not_break_the_toml() {
+        let text = MINIMAL.replace(
+            "virtual_ipaddress",
+            "track_interface {\n  eth\u{3}\n }\n virtual_ipaddress",
+        );
+        let import = convert(&text);
+        assert!(
+            import.toml.contains("# track_interface eth "),
+            "{}",
+            import.toml
+        );
+        if let Err(error) = import.toml.parse::<toml::Table>() {
+            panic!("{error}\n{}", import.toml);
+        }
+    }
+
+    /// Found by the fuzzer: a keyword repeated in a vrrp_script or a vrrp_instance wrote its
+    /// key twice, which TOML refuses. keepalived takes the last one, and so does the import.
+    #[test]
+    fn a_repeated_vrrp_script_keyword_is_written_once() {
+        let text = format!(
+            "vrrp_script chk {{\n script \"/usr/bin/true\"\n interval 1\n fall 2\n \
+             interval 2\n init_fail\n init_fail\n}}\n{}",
+            MINIMAL.replace(
+                "virtual_ipaddress",
+                "track_script {\n  chk\n }\n garp_master_delay 1\n garp_master_delay 2\n \
+                 virtual_ipaddress"
+            )
+        );
+        let import = convert(&text);
+        if let Err(error) = import.toml.parse::<toml::Table>() {
+            panic!("{error}\n{}", import.toml);
+        }
+        assert!(
+            import.toml.contains("\ninterval = \"2s\""),
+            "{}",
+            import.toml
+        );
+        assert!(
+            !import.toml.contains("\ninterval = \"1s\""),
+            "{}",
+            import.toml
+        );
+        assert!(import
+            .notes
+            .iter()
+            .any(|n| n.keyword == "interval" && n.line == 5 && n.message.contains("repeated")));
+        assert!(
+            import.toml.contains("garp_master_delay = \"2s\""),
+            "{}",
+            import.toml
+        );
+        assert!(
+            !import.toml.contains("garp_master_delay = \"1s\""),
+            "{}",
+            import.toml
+        );
+    }
+
+    /// Found by the fuzzer: a tracker named `a.b` became `[check.a.b]`, a nested table.
+    #[test]
+    fn a_tracker_name_with_a_dot_is_a_quoted_key() {
+        let text = format!(
+            "vrrp_script db.primary {{\n script \"/usr/bin/true\"\n}}\n{}",
+            MINIMAL.replace(
+                "virtual_ipaddress",
+                "track_script {\n  db.primary\n }\n virtual_ipaddress"
+            )
+        );
+        let import = convert(&text);
+        assert!(
+            import.toml.contains("[check.\"db.primary\"]\n"),
+            "{}",
+            import.toml
+        );
+        if let Err(error) = super::super::parse(&import.toml, "converted.toml") {
+            panic!("{error}\n{}", import.toml);
+        }
+    }
+
+    /// Found by the fuzzer (the long run was killed for memory): a definition that uses
+    /// itself doubles at each repetition, so 40 lines asked for a terabyte.
+    #[test]
+    fn self_referring_definitions_are_refused_not_expanded_without_bound() {
+        let text = format!(
+            "$A=x\n{}{}",
+            "$A=$A$A\n".repeat(40),
+            MINIMAL.replace("interface eth0", "interface $A")
+        );
+        match import_text(&text, Path::new("/nonexistent")) {
+            Err(ImportError::Syntax { line, message, .. }) => {
+                assert_eq!(line, 18, "the first line past the limit: {message}");
+                assert!(message.contains("expand"), "{message}");
+            }
+            other => panic!("{other:?}"),
+        }
+        // The same growth within one line, through a value that names itself.
+        let text = format!("$A=$A$A\n$B=$A$A$A$A$A$A$A$A\n$C=$B$B$B$B$B$B$B$B\n{MINIMAL}");
+        assert!(matches!(
+            import_text(&text, Path::new("/nonexistent")),
+            Err(ImportError::Syntax { .. })
+        ));
     }
 
     /// Arbitrary bytes never panic: every prefix of a realistic file, and some garbage.
