@@ -590,7 +590,6 @@ fn capture(netns: &Path, from: Ipv4Addr, window: Duration) -> io::Result<Vec<i12
         });
         let len = msg.bytes;
         let src = msg.address.map(|a| a.ip());
-        drop(iov);
         // IPv4 header, then VRRP: version/type, VRID.
         let ihl = usize::from(buf[0] & 0x0f) * 4;
         if src != Some(from) || len < ihl + 2 || buf[ihl + 1] != 1 {
