@@ -47,8 +47,11 @@ const KEEPALIVED_CONFIG: &str = "/run/keepalived.conf";
 /// VRRP only, in the foreground, logging to the console, no respawn: the lab tracks it.
 const KEEPALIVED_ARGV: &str = "keepalived -n -l -D -G -P -R -f /run/keepalived.conf \
     -p /run/keepalived.pid -r /run/keepalived_vrrp.pid";
-/// Everything below this line of the output file is written by the bench.
+/// Everything below this line of the output file is written by the bench, up to
+/// NEXT_MARKER (bench_resources' section), which stays as it is.
 const MARKER: &str = "<!-- scripts/bench writes everything below this line; edit above it -->";
+const NEXT_MARKER: &str =
+    "<!-- scripts/bench (bench_resources) writes everything below this line; edit above it -->";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Scenario {
@@ -519,12 +522,17 @@ fn machine(args: &Args, versions: &str) -> String {
     )
 }
 
-/// Rewrites everything below MARKER in `out` (the hand-written intro above it stays).
+/// Rewrites everything between MARKER and NEXT_MARKER in `out` (the hand-written intro
+/// above MARKER and bench_resources' section from NEXT_MARKER on stay).
 fn write_doc(out: &Path, table: &str, machine: &str) -> io::Result<()> {
     let existing = fs::read_to_string(out).unwrap_or_default();
     let intro = match existing.find(MARKER) {
         Some(at) => existing[..at].to_owned(),
         None => "# Benchmarks\n\n".to_owned(),
+    };
+    let rest = match existing.find(NEXT_MARKER) {
+        Some(at) => format!("\n{}", &existing[at..]),
+        None => String::new(),
     };
     let date = {
         let secs = SystemTime::now()
@@ -549,7 +557,7 @@ fn write_doc(out: &Path, table: &str, machine: &str) -> io::Result<()> {
          and takes the time from just before the kill to the completion of the first request\n\
          answered by lb2 (`X-Served-By: lb2`). The client's 10 ms period bounds the resolution.\n\
          Scenarios alternate run by run (the order rotates each round); a run that fails to\n\
-         elect lb1 or to fail over within 8 s is counted as failed, not timed.\n",
+         elect lb1 or to fail over within 8 s is counted as failed, not timed.\n{rest}",
         u32::from(ADVERT.get()) * 10
     );
     fs::write(out, text)
