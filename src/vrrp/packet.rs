@@ -679,8 +679,8 @@ mod tests {
         let a = adv(Version::V2, 100, many_v4(2), Auth::None);
         let plain = encode(&a, ends4(), ChecksumMode::PseudoHeader).unwrap();
         let other = Endpoints {
-            src: v4("10.0.0.1"),
-            dst: v4("10.0.0.2"),
+            src: v4("198.51.100.1"),
+            dst: v4("198.51.100.2"),
         };
         assert_eq!(
             encode(&a, other, ChecksumMode::V2Compatible).unwrap(),
