@@ -27,6 +27,18 @@ pub struct Counters {
     pub unmatched: BTreeMap<&'static str, u64>,
 }
 
+/// One more drop for `reason` in an instance's counters (keyed by `String` for status).
+/// Allocates the key only the first time: a flood of bad packets must not cost an
+/// allocation each.
+pub fn count_instance_drop(dropped: &mut BTreeMap<String, u64>, reason: &str) {
+    match dropped.get_mut(reason) {
+        Some(count) => *count += 1,
+        None => {
+            dropped.insert(reason.to_owned(), 1);
+        }
+    }
+}
+
 impl Counters {
     pub fn drop(&mut self, reason: &'static str) {
         *self.dropped.entry(reason).or_default() += 1;

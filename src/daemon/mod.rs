@@ -714,11 +714,7 @@ impl Daemon {
         self.counters.drop(reason);
         match instance {
             Some(id) => {
-                *self.instances[id]
-                    .counters
-                    .dropped
-                    .entry(reason.to_owned())
-                    .or_default() += 1;
+                counters::count_instance_drop(&mut self.instances[id].counters.dropped, reason)
             }
             None => *self.counters.unmatched.entry(reason).or_default() += 1,
         }
@@ -1131,11 +1127,7 @@ impl Daemon {
             }
             Action::Discard { from, reason } => {
                 counters.drop(reason.kind());
-                *instance
-                    .counters
-                    .dropped
-                    .entry(reason.kind().to_owned())
-                    .or_default() += 1;
+                counters::count_instance_drop(&mut instance.counters.dropped, reason.kind());
                 // Routine while a lower Master runs and we wait to preempt.
                 if !matches!(reason, DiscardReason::LowerPriority { .. }) {
                     if let Some(summary) = drop_log.record(reason.kind(), now()) {
